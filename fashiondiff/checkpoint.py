@@ -1,0 +1,91 @@
+"""Weights on disk: safetensors for tensors, JSON for everything else. Nothing is ever unpickled.
+
+A weights folder holds ``model.safetensors`` (the weights to sample with, EMA where there is one),
+``config.json`` (``{"model": kind, "config": {...}}``, enough to rebuild the module) and, for bundled
+weights, ``record.json`` (how they were trained and what they score).
+Every file is written atomically: to a temporary file in the same folder, fsync, then rename, so a
+crash never leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+RECORD = "record.json"
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Write a dict of tensors as safetensors, atomically."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    _atomic(Path(path), lambda tmp: save_file(tensors, tmp))
+
+
+def save_json(path: str | Path, obj) -> None:
+    """Write JSON, atomically."""
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+    _atomic(Path(path), write)
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file; a missing, truncated or foreign file raises ``ValueError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a valid safetensors file ({e}); it may be truncated") from None
+
+
+def load_json(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+
+
+def save_weights(folder: str | Path, model: torch.nn.Module, kind: str, config: dict) -> None:
+    """Save ``model``'s state dict and the config that rebuilds it into ``folder``."""
+    folder = Path(folder)
+    save_tensors(folder / WEIGHTS, model.state_dict())
+    save_json(folder / CONFIG, {"model": kind, "config": config})
+
+
+def read_weights(folder: str | Path, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(config, state_dict)`` from a weights folder, checking that it holds a ``kind`` model."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"weights folder {folder} does not exist")
+    meta = load_json(folder / CONFIG)
+    if meta.get("model") != kind:
+        raise ValueError(f"{folder} holds {meta.get('model')!r} weights, not {kind!r} weights")
+    return meta["config"], load_tensors(folder / WEIGHTS)

@@ -1,0 +1,58 @@
+"""The course's yardstick: a small Fashion-MNIST CNN classifier.
+
+It scores generated images twice over: its predictions give conditional accuracy, and its
+penultimate features (``features``, 128-d) are the space in which ``fashiondiff.metrics`` measures
+the Frechet distance (FID with this network in place of Inception, as the fast.ai course does).
+
+Input: (N, 1, 28, 28) in [-1, 1]; images of any other size are resized to 28x28 bilinearly,
+so 16x16 samples of the pixel track are scored after upsampling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU; keeps the spatial size."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class FashionClassifier(nn.Module):
+    """Conv net: 28 -> 14 -> 7 -> global average pool -> 128-d features -> 10 logits."""
+
+    def __init__(self, width: int = 24, feature_dim: int = 128, n_classes: int = 10):
+        super().__init__()
+        self.config = dict(width=width, feature_dim=feature_dim, n_classes=n_classes)
+        w = width
+        self.body = nn.Sequential(
+            conv_bn(1, w), conv_bn(w, w), nn.MaxPool2d(2),            # (N, w, 14, 14)
+            conv_bn(w, 2 * w), conv_bn(2 * w, 2 * w), nn.MaxPool2d(2),  # (N, 2w, 7, 7)
+            conv_bn(2 * w, 4 * w),                                     # (N, 4w, 7, 7)
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),                     # (N, 4w)
+        )
+        self.embed = nn.Sequential(nn.Linear(4 * w, feature_dim), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))
+
+    @staticmethod
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        """Bring (N, 1, H, W) images to 28x28 (bilinear) so samples at any resolution can be scored."""
+        if x.shape[-1] != 28:
+            x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+        return x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) -> (N, feature_dim): the penultimate activations used for FID."""
+        return self.embed(self.body(self.prepare(x)))                # (N, feature_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) -> (N, n_classes) logits."""
+        return self.head(self.features(x))                           # (N, n_classes)
+
+
+def down_up(x: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """The pixel track's resolution pipeline: 28 -> ``size`` (antialiased) -> back to 28 (bilinear)."""
+    small = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return FashionClassifier.prepare(small)

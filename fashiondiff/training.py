@@ -1,0 +1,229 @@
+"""One training loop for every model in the course.
+
+``train(model, loss_fn, n_examples, cfg)`` runs AdamW with a learning-rate schedule, gradient clipping,
+an exponential moving average (EMA) of the weights, a tqdm bar with the loss, and periodic checkpoints
+that ``resume`` continues from. The model-specific part is ``loss_fn(model, idx, generator)``: it gets
+the indices of one batch into the caller's in-memory data and a seeded generator for any noise.
+
+A checkpoint (``out/checkpoint/state.safetensors`` + ``state.json``) holds the weights, the EMA, the
+optimizer moments, the step and every random state, so a resumed run continues exactly where the
+saved one stood. Both files are written atomically (``fashiondiff.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .checkpoint import load_json, load_tensors, save_json, save_tensors, save_weights
+
+
+@dataclass
+class TrainConfig:
+    """Everything that shapes a run; stored in every checkpoint."""
+    epochs: float | None = None        # passes over the data; or set max_steps
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 3e-4
+    weight_decay: float = 0.05         # AdamW, on Linear/Conv weights only (not norms, biases, embeddings)
+    schedule: str = "restarts"         # "restarts" (cosine warm restarts), "cosine" or "constant"
+    cycles: int = 4                    # restarts: cycle lengths 1, 2, 4, 8 (T_mult = 2) filling the run
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float | None = 0.999
+    checkpoint_every: int = 1000
+    seed: int = 0
+    log_every: int = 25
+
+    def total_steps(self, n_examples: int) -> int:
+        if self.max_steps:
+            return int(self.max_steps)
+        if not self.epochs:
+            raise ValueError("set epochs or max_steps")
+        return max(1, int(self.epochs * (n_examples // self.batch_size)))
+
+
+def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    """Multiplier on ``cfg.lr`` at ``step``: linear warm-up, then the chosen schedule.
+
+    ``restarts`` is SGDR (Loshchilov & Hutter 2017) with T_mult = 2, its first cycle sized so that
+    ``cycles`` cycles end exactly at ``total`` (for 4 cycles: 1/15, 2/15, 4/15, 8/15 of the run).
+    """
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+    if cfg.schedule == "restarts":
+        t0 = total / (2 ** cfg.cycles - 1)
+        k = math.floor(math.log2(step / t0 + 1))          # which cycle this step is in
+        start, length = t0 * (2 ** k - 1), t0 * 2 ** k
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - start) / length)))
+    raise ValueError(f"unknown schedule {cfg.schedule!r} (allowed: restarts, cosine, constant)")
+
+
+class EMA:
+    """Exponential moving average of a model's weights: ``shadow <- decay * shadow + (1 - decay) * weights``.
+
+    Sample from ``ema.model``: at the same step it is usually markedly better than the raw weights.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_p, p = list(self.model.parameters()), list(model.parameters())
+        torch._foreach_lerp_(ema_p, p, 1.0 - self.decay)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay the weights of Linear and Conv layers only; norms, biases, embeddings are exempt."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            is_matrix = isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and name == "weight"
+            (decay if is_matrix else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def pick_device(device: str | None = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu."""
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module                 # the raw weights after the last step
+    ema: nn.Module | None            # the EMA weights (sample from these)
+    steps: int
+    seconds: float                   # wall time of this call (not counting earlier, resumed runs)
+    history: list = field(default_factory=list)   # [(step, mean loss since the previous entry)]
+
+
+def _state(model, ema, opt, step, gen, history) -> tuple[dict, dict]:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
+    opt_state = opt.state_dict()
+    for i, s in opt_state["state"].items():
+        tensors.update({f"optim.{i}.{k}": torch.as_tensor(v) for k, v in s.items()})
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.noise"] = gen.get_state()
+    return tensors, {"step": step, "history": history}
+
+
+def _restore(folder: Path, model, ema, opt, gen) -> tuple[int, list]:
+    t = load_tensors(folder / "state.safetensors")
+    meta = load_json(folder / "state.json")
+    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    if ema is not None:
+        ema.model.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+    opt_state = opt.state_dict()
+    for key, v in t.items():
+        if key.startswith("optim."):
+            _, i, name = key.split(".", 2)
+            opt_state["state"].setdefault(int(i), {})[name] = v
+    opt.load_state_dict(opt_state)
+    torch.set_rng_state(t["rng.torch"])
+    gen.set_state(t["rng.noise"])
+    return meta["step"], [tuple(h) for h in meta["history"]]
+
+
+def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig, out: str | Path | None = None,
+          kind: str = "model", resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train ``model`` on ``n_examples`` in-memory examples; see the module docstring.
+
+    ``loss_fn(model, idx, generator) -> scalar loss``, with ``idx`` an int64 tensor of batch indices.
+    With ``out`` set, checkpoints go to ``out/checkpoint`` every ``cfg.checkpoint_every`` steps and at the
+    end, and the weights to sample with (EMA if kept) plus their config to ``out``.
+    """
+    from tqdm.auto import tqdm
+
+    total = cfg.total_steps(n_examples)
+    steps_per_epoch = n_examples // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch size {cfg.batch_size} is larger than the data ({n_examples} examples)")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    device = next(model.parameters()).device
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
+    ckpt = Path(out) / "checkpoint" if out else None
+    step, history = 0, []
+    if resume:
+        if ckpt is None or not (ckpt / "state.json").is_file():
+            raise ValueError(f"--resume: no checkpoint in {ckpt}")
+        step, history = _restore(ckpt, model, ema, opt, gen)
+
+    def save():
+        if ckpt is not None:
+            tensors, meta = _state(model, ema, opt, step, gen, history)
+            meta.update(kind=kind, train=asdict(cfg), model_config=getattr(model, "config", {}))
+            save_tensors(ckpt / "state.safetensors", tensors)
+            save_json(ckpt / "state.json", meta)
+
+    interrupted = []
+    old_handler = signal.getsignal(signal.SIGINT)
+    if old_handler is signal.default_int_handler:        # Ctrl-C: finish the step, save, stop
+        signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    model.train()
+    start, run_loss, run_n = time.time(), 0.0, 0
+    bar = tqdm(total=total, initial=step, disable=not progress, desc=f"train {kind}", dynamic_ncols=True)
+    try:
+        while step < total and not interrupted:
+            epoch, offset = divmod(step, steps_per_epoch)
+            order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+            for b in range(offset, steps_per_epoch):
+                if step >= total or interrupted:
+                    break
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * lr_factor(step, total, cfg)
+                loss = loss_fn(model, idx, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                run_loss, run_n = run_loss + loss.item(), run_n + 1
+                if step % cfg.log_every == 0 or step == total:
+                    history.append((step, run_loss / run_n))
+                    bar.set_postfix(loss=f"{run_loss / run_n:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+                    run_loss, run_n = 0.0, 0
+                bar.update(1)
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    save()
+    finally:
+        bar.close()
+        if old_handler is signal.default_int_handler:
+            signal.signal(signal.SIGINT, old_handler)
+    save()
+    if interrupted:
+        raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved in {ckpt}")
+    final = ema.model if ema is not None else model
+    if out is not None:
+        save_weights(out, final, kind, getattr(model, "config", {}))
+    model.eval()
+    return TrainResult(model, ema.model if ema else None, step, time.time() - start, history)
