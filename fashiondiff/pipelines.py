@@ -6,20 +6,28 @@ without a folder it loads the bundled weights shipped in ``fashiondiff/weights/<
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
 
 from .checkpoint import RECORD, load_json, read_weights
 from .classifier import FashionClassifier
+from .data import CLASSES, class_index, to_uint8
+from .diffusion import sample
+from .schedule import NoiseSchedule
 from .training import pick_device
 
 BUNDLED = Path(__file__).parent / "weights"
 MODELS = {"classifier": FashionClassifier}
+# How each generator samples when the command line does not say (chosen by measurement: notebook 04).
+SAMPLING = {"transformer": dict(sampler="ddim", steps=10, guidance=2.0)}
+SHAPES = {"transformer": (1, 16, 16)}
 
 
 def _model_classes() -> dict:
-    return dict(MODELS)
+    from .transformer import EfficientTransformerDenoiser
+    return {**MODELS, "transformer": EfficientTransformerDenoiser}
 
 
 def bundled(kind: str) -> Path:
@@ -51,15 +59,106 @@ def record(kind: str, weights: str | Path | None = None) -> dict:
     return load_json(path) if path.is_file() else {}
 
 
+def schedule_of(model) -> NoiseSchedule:
+    """The noise schedule a diffusion model was trained with (kept in its config)."""
+    return NoiseSchedule(model.config["timesteps"], model.config["schedule"])
+
+
+def parse_classes(classes: str | list = "all") -> list[int]:
+    """``"all"``, ``"Sneaker,bag"``, ``"7,8"`` or a list of names/indices -> class indices."""
+    if isinstance(classes, str):
+        if classes.strip().lower() == "all":
+            return list(range(len(CLASSES)))
+        classes = [c for c in classes.split(",") if c.strip()]
+    if not classes:
+        raise ValueError("no classes given (allowed: class names, indices 0-9, or 'all')")
+    return [class_index(c) for c in classes]
+
+
+def generate(kind: str, model, labels: torch.Tensor, sampler: str | None = None, steps: int | None = None,
+             guidance: float | None = None, seed: int = 0, batch_size: int = 500, trajectory: bool = False):
+    """Sample one image per entry of ``labels`` (N,): float (N, C, H, W) in [-1, 1].
+
+    Sampler, steps and guidance default to the model's ``SAMPLING`` entry. With ``trajectory`` the
+    whole batch is sampled at once and the iterates [x_T, ..., x_0] come back too.
+    """
+    opts = {**SAMPLING[kind], **{k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items()
+                                 if v is not None}}
+    schedule = schedule_of(model)
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    labels = labels.to(device)
+    if trajectory:
+        return sample(model, schedule, labels, SHAPES[kind], generator=gen, trajectory=True, **opts)
+    return torch.cat([sample(model, schedule, labels[i:i + batch_size], SHAPES[kind], generator=gen, **opts).cpu()
+                      for i in range(0, len(labels), batch_size)])
+
+
+def generate_to_file(kind: str, out, classes="all", n_per_class: int = 8, sampler=None, steps=None, guidance=None,
+                     seed: int = 0, weights=None, device="auto", progression: bool = False) -> None:
+    """What ``fashiondiff generate`` does: ``.npz`` (images uint8 (N, H, W), labels int64 (N,)) or a ``.png``
+    grid, one row per class; with ``progression``, the denoising process of one sample per class."""
+    from . import plotting
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise ValueError(f"unknown output extension {out.suffix!r} (allowed: .png, .npz)")
+    if n_per_class < 1:
+        raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
+    cls = parse_classes(classes)
+    model = load_model(kind, weights, device)
+    schedule = schedule_of(model)
+    if steps is not None and not 1 <= steps <= schedule.T:
+        raise ValueError(f"--steps must be between 1 and T = {schedule.T}, got {steps}")
+    if guidance is not None and guidance < 0:
+        raise ValueError(f"--guidance must be >= 0 (0 = unconditional, 1 = conditional), got {guidance}")
+    if progression:
+        labels = torch.tensor(cls)
+        _, traj = generate(kind, model, labels, sampler, steps, guidance, seed, trajectory=True)
+        ts = schedule.timesteps(steps or SAMPLING[kind]["steps"])
+        fig = plotting.progression(traj, labels, ts)
+        images = traj[-1]
+    else:
+        labels = torch.tensor(cls).repeat_interleave(n_per_class)
+        images = generate(kind, model, labels, sampler, steps, guidance, seed)
+        fig = plotting.class_grid(images, labels) if out.suffix.lower() == ".png" else None
+    if out.suffix.lower() == ".npz":
+        import numpy as np
+        np.savez_compressed(out, images=to_uint8(images).numpy(), labels=labels.numpy())
+    else:
+        fig.savefig(out, dpi=100)
+    if fig is not None:
+        import matplotlib.pyplot as plt
+        plt.close(fig)
+
+
 def evaluate(kind: str, n: int = 2000, sampler: str | None = None, steps: int | None = None,
-             guidance: float | None = None, seed: int = 0, weights=None, device="auto") -> dict:
-    """What ``fashiondiff evaluate`` prints: accuracy for the classifier; FID ratio and conditional
-    accuracy of n samples for a generator (``n`` spread evenly over the classes)."""
+             guidance: float | None = None, seed: int = 0, weights=None, device="auto",
+             classifier_weights=None) -> dict:
+    """What ``fashiondiff evaluate`` prints: accuracy for the classifier; for a generator, FID, real FID,
+    their ratio and conditional accuracy of ``n`` samples spread evenly over the classes."""
     from .metrics import classifier_accuracy
+    classifier = load_model("classifier", classifier_weights if kind != "classifier" else weights, device)
     if kind == "classifier":
-        return classifier_accuracy(load_model("classifier", weights, device))
-    raise ValueError(f"cannot evaluate {kind!r} yet")
+        return classifier_accuracy(classifier)
+    return evaluate_model(kind, load_model(kind, weights, device), n, sampler, steps, guidance, seed, classifier)
 
 
-def generate_to_file(kind: str, out, **kwargs) -> None:
-    raise ValueError(f"cannot generate with {kind!r} yet")
+def evaluate_model(kind: str, model, n: int = 2000, sampler: str | None = None, steps: int | None = None,
+                   guidance: float | None = None, seed: int = 0, classifier=None) -> dict:
+    """Score an in-memory generator ``model`` as ``evaluate`` does (classifier: the bundled one)."""
+    from .metrics import Evaluator
+    if n < 2:
+        raise ValueError(f"n must be at least 2 to estimate a covariance, got {n}")
+    classifier = classifier if classifier is not None else load_model("classifier", None, next(model.parameters()).device)
+    opts = {**SAMPLING[kind], **{k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items()
+                                 if v is not None}}
+    if not 1 <= opts["steps"] <= schedule_of(model).T:
+        raise ValueError(f"--steps must be between 1 and T = {schedule_of(model).T}, got {opts['steps']}")
+    if opts["guidance"] < 0:
+        raise ValueError(f"--guidance must be >= 0 (0 = unconditional, 1 = conditional), got {opts['guidance']}")
+    labels = torch.arange(n) % len(CLASSES)
+    t0 = time.time()
+    images = generate(kind, model, labels, seed=seed, **opts)
+    seconds = time.time() - t0
+    scores = Evaluator(classifier, resolution=SHAPES[kind][-1]).score(images, labels, seed=seed)
+    return {**scores, **opts, "seed": seed, "sample_seconds": round(seconds, 2)}

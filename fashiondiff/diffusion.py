@@ -1,0 +1,84 @@
+"""Training loss and samplers for a class-conditional diffusion model, shared by both tracks.
+
+A denoiser is called as ``model(x_t, t, y)`` and predicts either the clean image (``"x0"``, the pixel
+track) or the noise (``"eps"``, the latent track); ``schedule.eps_from_x0`` / ``x0_from_eps`` convert.
+
+Training (Ho et al. 2020, Algorithm 1, with t drawn per example): x_t ~ q(x_t | x_0), regress the target.
+Sampling goes from pure noise at t = T down to 0 over ``steps`` timesteps t > s:
+
+    ancestral ("ddpm"):      x_s ~ q(x_s | x_t, x0_hat)                         (DDPM eq. 6-7)
+    deterministic ("ddim"):  x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s) eps_hat   (Song et al. 2021, eq. 12, eta = 0)
+
+Classifier-free guidance (Ho & Salimans 2022): pred = pred_uncond + w (pred_cond - pred_uncond),
+so w = 0 is unconditional and w = 1 plain conditional.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .schedule import NoiseSchedule
+
+
+def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                   prediction: str = "x0", p_uncond: float = 0.1) -> torch.Tensor:
+    """MSE of the model's prediction at x_t ~ q(x_t | x_0), t uniform in 1..T per example; labels dropped
+    to the null class with probability ``p_uncond`` so that one network also learns the unconditional model."""
+    n = len(x0)
+    t = torch.randint(1, schedule.T + 1, (n,), generator=generator).to(x0.device)     # (N,)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)                  # (N, C, H, W)
+    x_t = schedule.q_sample(x0, t, noise)                                              # (N, C, H, W)
+    y = model.label.drop(y, p_uncond, generator) if p_uncond else y
+    target = x0 if prediction == "x0" else noise
+    return F.mse_loss(model(x_t, t, y), target)
+
+
+def predict(model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:
+    """The model's prediction with classifier-free guidance w = ``guidance`` (one batched call when w != 0, 1)."""
+    if guidance == 1.0:
+        return model(x_t, t, y)
+    null = torch.full_like(y, model.label.null)
+    if guidance == 0.0:
+        return model(x_t, t, null)
+    cond, uncond = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
+    return uncond + guidance * (cond - uncond)
+
+
+@torch.no_grad()
+def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ...], steps: int | None = None,
+           sampler: str = "ddpm", guidance: float = 1.0, prediction: str = "x0", clip: float | None = 1.0,
+           generator: torch.Generator | None = None, trajectory: bool = False):
+    """Generate ``len(y)`` samples of ``shape`` (C, H, W) for labels ``y`` (N,).
+
+    ``clip`` clamps the predicted x_0 to [-clip, clip] (right for pixels in [-1, 1]; use None for latents).
+    Returns (N, C, H, W), or with ``trajectory`` also the list of iterates [x_T, ..., x_0] (for plots).
+    """
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"unknown sampler {sampler!r} (allowed: ddpm, ddim)")
+    if guidance < 0:
+        raise ValueError(f"guidance must be >= 0, got {guidance}")
+    device = y.device
+    x = torch.randn((len(y), *shape), generator=generator).to(device)                  # (N, C, H, W) at t = T
+    ts = schedule.timesteps(steps)
+    xs = [x.cpu()] if trajectory else None
+    for i, t_int in enumerate(ts):
+        s_int = ts[i + 1] if i + 1 < len(ts) else 0
+        t = torch.full((len(y),), t_int, device=device, dtype=torch.long)
+        s = torch.full_like(t, s_int)
+        out = predict(model, x, t, y, guidance)
+        x0 = out if prediction == "x0" else schedule.x0_from_eps(x, t, out)              # (N, C, H, W)
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+        if s_int == 0:
+            x = x0
+        elif sampler == "ddpm":
+            mean, var = schedule.posterior(x0, x, t, s)
+            x = mean + var.sqrt() * torch.randn(x.shape, generator=generator).to(device)
+        else:
+            eps = schedule.eps_from_x0(x, t, x0) if (prediction == "x0" or clip is not None) else out
+            ab_s = schedule._at(schedule.abar, s, x)
+            x = ab_s.sqrt() * x0 + (1 - ab_s).sqrt() * eps
+        if trajectory:
+            xs.append(x.cpu())
+    return (x, xs) if trajectory else x

@@ -1,0 +1,64 @@
+"""The install files agree with each other, and the committed notebooks are clean runs."""
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONDA_NAMES = {"pytorch": "torch"}          # conda-forge name -> PyPI name
+
+
+def _split(req: str) -> tuple[str, str]:
+    name, spec = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)", req.strip()).groups()
+    return CONDA_NAMES.get(name.lower(), name.lower()), spec.replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert "conda-forge" in env["channels"]
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    have = dict(_split(d) for d in conda if not d.startswith(("python", "pip")))
+    assert have == wanted, "environment.yml and pyproject.toml list different packages or bounds"
+    assert "-e ." in pip, "environment.yml must install the package itself, editable"
+
+
+def test_no_pin_newer_than_the_local_torch():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for req in project["dependencies"]:
+        assert "==" not in req and "<" not in req, f"{req}: lower bounds only"
+
+
+def test_console_script_and_module_entry_point():
+    for cmd in (["fashiondiff", "--help"], [sys.executable, "-m", "fashiondiff", "--help"]):
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 0 and "train" in out.stdout and "generate" in out.stdout
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_notebooks_are_numbered_in_order():
+    names = [p.name for p in NOTEBOOKS]
+    assert names, "no notebooks"
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names), names
+    assert [int(n[:2]) for n in names] == list(range(len(names))), "notebooks must be numbered 00, 01, ..."
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_from_one_clean_run(path):
+    assert path.stat().st_size < 2_000_000, "notebook larger than 2 MB"
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1)), "re-run top to bottom and save"
+    assert not [o for c in code for o in c["outputs"] if o["output_type"] == "error"], "stored error output"
+    assert sum(bool(c["outputs"]) for c in code) >= len(code) // 2, "outputs missing"
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "Try it" in text, "a lesson ends with 'Try it' exercises"
