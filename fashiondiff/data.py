@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import gzip
+import operator
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,8 +58,13 @@ def class_index(name_or_index: str | int) -> int:
 
     Raises ``ValueError`` that suggests the closest name for a typo (``"Sneakers"`` -> ``"Sneaker"``).
     """
-    if isinstance(name_or_index, int) or (isinstance(name_or_index, str) and name_or_index.isdigit()):
-        i = int(name_or_index)
+    if not isinstance(name_or_index, str) or name_or_index.strip().isdigit():
+        try:                                     # int, numpy or 0-d tensor integers, "7"
+            i = int(name_or_index) if isinstance(name_or_index, str) else operator.index(name_or_index)
+        except TypeError:
+            raise ValueError(f"a class is a name or an integer index, not {name_or_index!r}") from None
+        if isinstance(name_or_index, bool):
+            raise ValueError("a class is a name or an integer index, not a bool")
         if not 0 <= i < len(CLASSES):
             raise ValueError(f"class index {i} is out of range 0..{len(CLASSES) - 1}")
         return i
@@ -173,7 +179,8 @@ def _load_cached(split: str, folder: str) -> Split:
 
 
 def load_split(split: str = "train", root: str | Path | None = None, download: bool = True) -> Split:
-    """Load a whole split into memory once (cached per process)."""
+    """Load a whole split into memory once (cached per process: the tensors are shared, so do not
+    modify them in place; ``.clone()`` first)."""
     return _load_cached(split, str(find_source(split, root, download)))
 
 
@@ -191,10 +198,11 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
-def load(split: str = "train", size: int = 28, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)``: float images (N, 1, size, size) in [-1, 1] and int64 labels (N,)."""
-    s = load_split(split, root)
-    return to_float(s.images, size), s.labels
+def load(split: str = "train", size: int = 28, root: str | Path | None = None,
+         download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)``: float images (N, 1, size, size) in [-1, 1] (a new tensor) and int64 labels (N,)."""
+    s = load_split(split, root, download)
+    return to_float(s.images, size), s.labels.clone()
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None, drop_last: bool = True):

@@ -77,7 +77,7 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
             x = mean + var.sqrt() * torch.randn(x.shape, generator=generator).to(device)
         else:
             eps = schedule.eps_from_x0(x, t, x0) if (prediction == "x0" or clip is not None) else out
-            ab_s = schedule._at(schedule.abar, s, x)
+            ab_s = schedule.at(schedule.abar, s, x)
             x = ab_s.sqrt() * x0 + (1 - ab_s).sqrt() * eps
         if trajectory:
             xs.append(x.cpu())

@@ -15,6 +15,8 @@ import torch.nn as nn
 
 def timestep_features(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """(N,) float timesteps -> (N, dim) features [cos(t w_k), sin(t w_k)], w_k = max_period^(-k/(dim/2))."""
+    if dim % 2:
+        raise ValueError(f"timestep features need an even dim, got {dim}")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
     angles = t.float()[:, None] * freqs[None]                        # (N, dim/2)

@@ -54,6 +54,8 @@ def sincos_1d(positions: torch.Tensor, dim: int) -> torch.Tensor:
 
 def sincos_2d(grid: int, dim: int) -> torch.Tensor:
     """(grid*grid, dim): half of the channels encode the row, half the column (as in MAE and DiT)."""
+    if dim % 4:
+        raise ValueError(f"2-D sin-cos positions need dim divisible by 4, got {dim}")
     rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
     return torch.cat([sincos_1d(rows.flatten(), dim // 2), sincos_1d(cols.flatten(), dim // 2)], dim=1)
 
@@ -63,6 +65,8 @@ class PositionalEncoding(nn.Module):
 
     def __init__(self, n_tokens: int, dim: int, kind: str = "sincos"):
         super().__init__()
+        if math.isqrt(n_tokens) ** 2 != n_tokens:
+            raise ValueError(f"positions are laid out on a square grid; {n_tokens} tokens is not a square")
         if kind == "sincos":
             self.register_buffer("pos", sincos_2d(math.isqrt(n_tokens), dim)[None], persistent=False)
         elif kind == "learned":

@@ -7,6 +7,7 @@ loop in ``fashiondiff.training``, then measures the result and writes ``record.j
 
 from __future__ import annotations
 
+import copy
 import datetime
 import os
 import platform
@@ -32,7 +33,8 @@ DEFAULTS = {
                               warmup_steps=200, ema_decay=0.999, checkpoint_every=1000),
     # The reference recipe: batch 128, AdamW 3e-4, weight decay 0.05, cosine warm restarts, 30 epochs.
     "transformer": TrainConfig(epochs=30, batch_size=128, lr=3e-4, weight_decay=0.05, schedule="restarts",
-                               cycles=4, warmup_steps=200, ema_decay=0.999, checkpoint_every=1000),
+                               cycles=4, warmup_steps=200, ema_decay=0.999, checkpoint_every=1000,
+                               snapshot_every=2340, compile=True),
 }
 
 
@@ -70,13 +72,32 @@ def transformer_setup(device: torch.device):
     return model, loss_fn, len(x)
 
 
-def transformer_metrics(model) -> dict:
-    """FID ratio and conditional accuracy of 2,000 samples at the default sampler (see ``pipelines``)."""
-    from .pipelines import evaluate_model
-    return evaluate_model("transformer", model, n=2000)
+def transformer_metrics(model, out: Path) -> dict:
+    """Measured after training, at n = 2,000 with the EMA weights: every sampler/guidance pair of
+    ``SWEEP`` (the default is chosen from these), and the default sampler on each snapshot, to show
+    how quality grows with training time."""
+    from .checkpoint import load_tensors
+    from .pipelines import SAMPLING, evaluate_model
+    keep = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")
+    sweep = []
+    for sampler, guidance in TRANSFORMER_SWEEP:
+        r = evaluate_model("transformer", model, n=2000, sampler=sampler, guidance=guidance)
+        sweep.append({"sampler": sampler, "guidance": guidance, **{k: r[k] for k in keep}})
+    progress = []
+    snap_model = copy.deepcopy(model)
+    for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
+        snap_model.load_state_dict(load_tensors(path))
+        r = evaluate_model("transformer", snap_model, n=2000)
+        progress.append({"step": int(path.stem[5:]), **{k: r[k] for k in keep}})
+    default = evaluate_model("transformer", model, n=2000)
+    return {**{k: default[k] for k in keep}, "sampling": SAMPLING["transformer"],
+            "cond_acc_per_class": default["cond_acc_per_class"], "n": 2000, "sweep": sweep, "progress": progress}
 
 
-SETUPS = {"classifier": (classifier_setup, classifier_accuracy),
+TRANSFORMER_SWEEP = [("ddpm", 1.0), ("ddpm", 2.0), ("ddim", 1.0), ("ddim", 1.5), ("ddim", 2.0), ("ddim", 3.0)]
+
+
+SETUPS = {"classifier": (classifier_setup, lambda model, out: classifier_accuracy(model)),
           "transformer": (transformer_setup, transformer_metrics)}
 
 
@@ -122,6 +143,6 @@ def run(kind: str, out: str | Path, overrides: dict | None = None, device: str =
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "wall_time_s": round(result.seconds, 1), "steps": result.steps,
            "parameters": sum(p.numel() for p in final.parameters()), "hardware": hardware(dev),
-           "train": asdict(cfg), "metrics": metrics(final), "loss_history": result.history}
+           "train": asdict(cfg), "metrics": metrics(final, out), "loss_history": result.history}
     save_json(Path(out) / "record.json", rec)
     return rec

@@ -8,9 +8,11 @@ Timesteps run t = 1..T; index 0 means "clean". With alpha_t = 1 - beta_t and aba
         var = (1 - a) (1 - abar_s) / (1 - abar_t)                                    (eq. 6-7 for s = t-1)
     SNR(t)                = abar_t / (1 - abar_t)
 
-``linear``: betas from 1e-4 to 0.02, scaled by 1000/T so that T = 1000 is DDPM's schedule.
+``linear``: betas from 1e-4 to 0.02, scaled by 1000/T so that T = 1000 is DDPM's schedule; for small T
+the scaled betas pass 1 and are clipped at 0.999, so at T = 10 the image is gone by t = 5 (notebook 03).
 ``cosine``: abar_t = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), betas clipped at 0.999
-(Nichol & Dhariwal 2021, eq. 17): it reaches pure noise at t = T whatever T is.
+(Nichol & Dhariwal 2021, eq. 17): it reaches (nearly) pure noise at t = T whatever T is
+(abar_T = 2.4e-5 at T = 10, because of the clip) and spreads the steps in between evenly in log SNR.
 """
 
 from __future__ import annotations
@@ -43,32 +45,33 @@ class NoiseSchedule:
     def __repr__(self) -> str:
         return f"NoiseSchedule(T={self.T}, kind={self.kind!r})"
 
-    def _at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    def at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """values[t] as float32 on like's device, shaped to broadcast over (N, ...)."""
         v = values.to(like.device)[t.to(like.device)].to(like.dtype)
         return v.reshape(-1, *([1] * (like.ndim - 1)))
 
     def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """Signal-to-noise ratio abar_t / (1 - abar_t) at integer timesteps t (float64, t's shape)."""
         return self.abar[t] / (1 - self.abar[t])
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Draw x_t ~ q(x_t | x_0) given standard normal ``noise``; t is (N,) int64 in 1..T."""
-        ab = self._at(self.abar, t, x0)
+        """Draw x_t ~ q(x_t | x_0) given standard normal ``noise``; t is (N,) int64 in 0..T (t = 0 gives x_0)."""
+        ab = self.at(self.abar, t, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
     def eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """The noise that turns x0 into x_t: (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)."""
-        ab = self._at(self.abar, t, x_t)
+        ab = self.at(self.abar, t, x_t)
         return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
 
     def x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        ab = self._at(self.abar, t, x_t)
+        ab = self.at(self.abar, t, x_t)
         return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
 
     def posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor | None = None):
         """Mean and variance of q(x_s | x_t, x_0), s < t (default s = t - 1); see the module docstring."""
         s = t - 1 if s is None else s
-        ab_t, ab_s = self._at(self.abar, t, x_t), self._at(self.abar, s, x_t)
+        ab_t, ab_s = self.at(self.abar, t, x_t), self.at(self.abar, s, x_t)
         a = ab_t / ab_s
         c0 = ab_s.sqrt() * (1 - a) / (1 - ab_t)
         ct = a.sqrt() * (1 - ab_s) / (1 - ab_t)

@@ -40,8 +40,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float | None = 0.999
     checkpoint_every: int = 1000
+    snapshot_every: int = 0            # also keep the EMA weights every N steps (out/snapshots/), to plot progress
     seed: int = 0
     log_every: int = 25
+    compile: bool = False              # torch.compile the forward pass (fuses element-wise work; see benchmarks/)
 
     def total_steps(self, n_examples: int) -> int:
         if self.max_steps:
@@ -185,6 +187,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     old_handler = signal.getsignal(signal.SIGINT)
     if old_handler is signal.default_int_handler:        # Ctrl-C: finish the step, save, stop
         signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    forward = torch.compile(model) if cfg.compile else model   # same parameters, fused kernels
     model.train()
     start, run_loss, run_n = time.time(), 0.0, 0
     bar = tqdm(total=total, initial=step, disable=not progress, desc=f"train {kind}", dynamic_ncols=True)
@@ -198,7 +201,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * lr_factor(step, total, cfg)
-                loss = loss_fn(model, idx, gen)
+                loss = loss_fn(forward, idx, gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
@@ -215,6 +218,9 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
                 bar.update(1)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     save()
+                if out is not None and cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                    snap = ema.model if ema is not None else model
+                    save_tensors(Path(out) / "snapshots" / f"step_{step:06d}.safetensors", snap.state_dict())
     finally:
         bar.close()
         if old_handler is signal.default_int_handler:

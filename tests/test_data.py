@@ -105,3 +105,12 @@ def test_real_data_shapes_and_balance():
     assert torch.equal(torch.bincount(test.labels), torch.full((10,), 1000))
     x, y = data.load("test", 16)
     assert x.shape == (10000, 1, 16, 16) and -1 <= x.min() and x.max() <= 1
+
+
+def test_class_index_accepts_tensor_and_numpy_integers():
+    import numpy as np
+    assert data.class_index(torch.tensor(7)) == 7 and data.class_index(np.int64(2)) == 2
+    with pytest.raises(ValueError):
+        data.class_index(True)
+    with pytest.raises(ValueError):
+        data.class_index(2.5)

@@ -37,7 +37,9 @@ def test_no_pin_newer_than_the_local_torch():
 
 
 def test_console_script_and_module_entry_point():
-    for cmd in (["fashiondiff", "--help"], [sys.executable, "-m", "fashiondiff", "--help"]):
+    script = Path(sys.executable).parent / "fashiondiff"             # the console script of this environment
+    assert script.is_file(), "pip install -e . should have created the `fashiondiff` command"
+    for cmd in ([str(script), "--help"], [sys.executable, "-m", "fashiondiff", "--help"]):
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 0 and "train" in out.stdout and "generate" in out.stdout
 

@@ -1,0 +1,69 @@
+"""The forward-process explorer of notebook 03: moving its controls redraws the closed form q(x_t | x_0)."""
+import pytest
+import torch
+
+from fashiondiff.schedule import NoiseSchedule
+from fashiondiff.widgets import NoiseExplorer
+from conftest import needs_data
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def images():
+    return torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def closed_form(images, noise, T, kind, t):
+    return NoiseSchedule(T, kind).q_sample(images, torch.full((len(images),), t), noise)
+
+
+def test_moving_the_slider_redraws_the_closed_form_with_fixed_noise(images):
+    ex = NoiseExplorer(images=images, T=10, kind="cosine", t=2)
+    assert ex.redraws == 1 and ex.current.shape == (4, 1, 16, 16)
+    before, png_before = ex.current.clone(), bytes(ex.image.value)
+    torch.testing.assert_close(before, closed_form(images, ex.noise, 10, "cosine", 2))
+    ex.t.value = 7
+    assert ex.redraws == 2
+    assert (ex.current - before).abs().max() > 0.1
+    torch.testing.assert_close(ex.current, closed_form(images, ex.noise, 10, "cosine", 7))
+    assert bytes(ex.image.value).startswith(PNG) and bytes(ex.image.value) != png_before
+    ex.t.value = 2                                                    # the same noise: back to the same images
+    torch.testing.assert_close(ex.current, before, rtol=0, atol=0)
+    ex.t.value = 0                                                    # t = 0 is the clean image
+    torch.testing.assert_close(ex.current, images)
+    assert "SNR = inf" in ex.label.value
+
+
+def test_changing_T_rescales_t_and_redraws_once(images):
+    ex = NoiseExplorer(images=images, T=10, kind="linear", t=3)
+    ex.T.value = 1000
+    assert (ex.t.max, ex.t.value) == (1000, 300)
+    assert ex.redraws == 2
+    torch.testing.assert_close(ex.current, closed_form(images, ex.noise, 1000, "linear", 300))
+    assert ex.abar == pytest.approx(float(NoiseSchedule(1000, "linear").abar[300]))
+    ex.T.value = 100
+    assert (ex.t.max, ex.t.value, ex.redraws) == (100, 30, 3)
+    ex.t.value = 100
+    ex.T.value = 10                                                   # t = T stays at the end
+    assert (ex.t.max, ex.t.value) == (10, 10)
+
+
+def test_switching_schedule_changes_abar_and_the_label(images):
+    ex = NoiseExplorer(images=images, T=10, kind="linear", t=5)
+    linear = ex.abar
+    assert linear == pytest.approx(float(NoiseSchedule(10, "linear").abar[5]))
+    assert linear < 0.02                                              # the T = 10 linear trap: noise by t = 5
+    ex.schedule.value = "cosine"
+    assert ex.abar == pytest.approx(float(NoiseSchedule(10, "cosine").abar[5]))
+    assert ex.abar > 0.3 and ex.redraws == 2
+    assert f"{ex.abar:.4f}" in ex.label.value and "cosine" in ex.label.value
+    torch.testing.assert_close(ex.current, closed_form(images, ex.noise, 10, "cosine", 5))
+
+
+@needs_data
+def test_default_images_are_one_per_class_from_the_test_split():
+    ex = NoiseExplorer()
+    assert ex.current.shape == (6, 1, 16, 16)
+    assert ex.images.min() >= -1 and ex.images.max() <= 1
+    assert len({tuple(im.flatten()[:50].tolist()) for im in ex.images}) == 6
