@@ -167,3 +167,9 @@ def test_frechet_distance_of_a_set_to_itself_is_zero_and_sampling_estimates_conv
     est = frechet_distance(*gaussian_stats(f), *gaussian_stats(shifted))
     exact = 8 * 0.25 + 8 * (1 - 2) ** 2                                # |mu|^2 + sum (1 - 2)^2
     assert abs(est - exact) / exact < 0.1
+
+
+def test_patch_embedding_linear_path_equals_its_convolution():
+    emb = PatchEmbedding(1, 16, 2)
+    x = torch.randn(3, 1, 16, 16)
+    torch.testing.assert_close(emb(x), emb.conv_forward(x))
