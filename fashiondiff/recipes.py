@@ -34,7 +34,7 @@ DEFAULTS = {
     # The reference recipe: batch 128, AdamW 3e-4, weight decay 0.05, cosine warm restarts, 30 epochs.
     "transformer": TrainConfig(epochs=30, batch_size=128, lr=3e-4, weight_decay=0.05, schedule="restarts",
                                cycles=4, warmup_steps=200, ema_decay=0.999, checkpoint_every=1000,
-                               snapshot_every=2340, compile=True),
+                               snapshot_every=1404, compile=True),
 }
 
 
@@ -81,19 +81,20 @@ def transformer_metrics(model, out: Path) -> dict:
     keep = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")
     sweep = []
     for sampler, guidance in TRANSFORMER_SWEEP:
-        r = evaluate_model("transformer", model, n=2000, sampler=sampler, guidance=guidance)
+        r = evaluate_model("transformer", model, n=EVAL_N, sampler=sampler, guidance=guidance)
         sweep.append({"sampler": sampler, "guidance": guidance, **{k: r[k] for k in keep}})
     progress = []
     snap_model = copy.deepcopy(model)
     for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
         snap_model.load_state_dict(load_tensors(path))
-        r = evaluate_model("transformer", snap_model, n=2000)
+        r = evaluate_model("transformer", snap_model, n=EVAL_N)
         progress.append({"step": int(path.stem[5:]), **{k: r[k] for k in keep}})
-    default = evaluate_model("transformer", model, n=2000)
+    default = evaluate_model("transformer", model, n=EVAL_N)
     return {**{k: default[k] for k in keep}, "sampling": SAMPLING["transformer"],
-            "cond_acc_per_class": default["cond_acc_per_class"], "n": 2000, "sweep": sweep, "progress": progress}
+            "cond_acc_per_class": default["cond_acc_per_class"], "n": EVAL_N, "sweep": sweep, "progress": progress}
 
 
+EVAL_N = 2000                      # samples per measurement (the course reports every figure at n = 2000)
 TRANSFORMER_SWEEP = [("ddpm", 1.0), ("ddpm", 2.0), ("ddim", 1.0), ("ddim", 1.5), ("ddim", 2.0), ("ddim", 3.0)]
 
 

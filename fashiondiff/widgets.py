@@ -1,4 +1,5 @@
-"""Interactive widgets for the notebooks; here, the forward-process explorer of notebook 03.
+"""Interactive widgets for the notebooks: the forward-process explorer of notebook 03 and the sample
+explorer of notebook 04.
 
 ``NoiseExplorer`` shows x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (DDPM eq. 4, Ho et al. 2020) for a row of
 images, with a slider for t, a choice of T and of schedule (linear, or cosine as in Nichol & Dhariwal 2021).
@@ -15,8 +16,18 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import data
+from .pipelines import SAMPLING, generate, schedule_of
 from .plotting import show_images
 from .schedule import NoiseSchedule
+
+
+def _png(images: torch.Tensor, size: float = 1.2) -> bytes:
+    """A row of (n, 1, H, W) images as PNG bytes, drawn without showing a pyplot figure."""
+    fig = show_images(images, ncols=len(images), size=size)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 class NoiseExplorer:
@@ -75,9 +86,36 @@ class NoiseExplorer:
         self.current = s.q_sample(self.images, steps, self.noise)                        # (n, 1, H, W)
         snr = self.abar / (1 - self.abar) if t > 0 else float("inf")
         self.label.value = f"t = {t} of T = {s.T} ({s.kind}):  abar_t = {self.abar:.4f},  SNR = {snr:.3g}"
-        fig = show_images(self.current, ncols=len(self.images), size=1.2)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)                           # drawn into the Image widget, never shown by pyplot
-        self.image.value = buf.getvalue()
+        self.image.value = _png(self.current)
+        self.redraws += 1
+
+
+class SampleExplorer:
+    """Regenerate samples of a trained diffusion model: class, seed, steps, sampler and guidance.
+
+    Display ``explorer.widget``; ``explorer.current`` holds the (n, C, H, W) samples drawn last and
+    ``explorer.redraws`` counts the draws. ``kind`` names the model's entry in ``pipelines.SAMPLING``.
+    """
+
+    def __init__(self, model, kind: str = "transformer", n: int = 8, label: int = 7, seed: int = 0):
+        opts = SAMPLING[kind]
+        self.model, self.kind, self.n = model, kind, n
+        self.label = W.Dropdown(options=[(name, i) for i, name in enumerate(data.CLASSES)], value=label,
+                                description="class")
+        self.seed = W.IntSlider(value=seed, min=0, max=99, description="seed")
+        self.steps = W.IntSlider(value=opts["steps"], min=1, max=schedule_of(model).T, description="steps")
+        self.sampler = W.Dropdown(options=("ddpm", "ddim"), value=opts["sampler"], description="sampler")
+        self.guidance = W.FloatSlider(value=opts["guidance"], min=0.0, max=5.0, step=0.5, description="guidance")
+        self.image = W.Image(format="png")
+        self.widget = W.VBox([W.HBox([self.label, self.sampler]), self.seed, self.steps, self.guidance, self.image])
+        self.redraws = 0
+        for control in (self.label, self.seed, self.steps, self.sampler, self.guidance):
+            control.observe(self._redraw, names="value")
+        self._redraw()
+
+    def _redraw(self, change=None) -> None:
+        labels = torch.full((self.n,), self.label.value, dtype=torch.long)                  # (n,)
+        self.current = generate(self.kind, self.model, labels, self.sampler.value, self.steps.value,
+                                self.guidance.value, seed=self.seed.value)                   # (n, C, H, W)
+        self.image.value = _png(self.current)
         self.redraws += 1
