@@ -21,7 +21,7 @@ from .training import pick_device
 BUNDLED = Path(__file__).parent / "weights"
 MODELS = {"classifier": FashionClassifier}
 # How each generator samples when the command line does not say (chosen by measurement: notebook 04).
-SAMPLING = {"transformer": dict(sampler="ddim", steps=10, guidance=2.0)}
+SAMPLING = {"transformer": dict(sampler="ddim", steps=10, guidance=1.5)}
 SHAPES = {"transformer": (1, 16, 16)}
 
 
@@ -76,7 +76,8 @@ def parse_classes(classes: str | list = "all") -> list[int]:
 
 
 def generate(kind: str, model, labels: torch.Tensor, sampler: str | None = None, steps: int | None = None,
-             guidance: float | None = None, seed: int = 0, batch_size: int = 64, trajectory: bool = False):
+             guidance: float | None = None, seed: int = 0, batch_size: int = 64, trajectory: bool = False,
+             progress: bool = False):
     """Sample one image per entry of ``labels`` (N,): float (N, C, H, W) in [-1, 1].
 
     Sampler, steps and guidance default to the model's ``SAMPLING`` entry. With ``trajectory`` the
@@ -91,8 +92,10 @@ def generate(kind: str, model, labels: torch.Tensor, sampler: str | None = None,
     labels = labels.to(device)
     if trajectory:
         return sample(model, schedule, labels, SHAPES[kind], generator=gen, trajectory=True, **opts)
+    from tqdm.auto import tqdm
+    starts = range(0, len(labels), batch_size)
     return torch.cat([sample(model, schedule, labels[i:i + batch_size], SHAPES[kind], generator=gen, **opts).cpu()
-                      for i in range(0, len(labels), batch_size)])
+                      for i in tqdm(starts, desc=f"sample {kind}", unit="batch", disable=not progress or len(starts) < 4)])
 
 
 def generate_to_file(kind: str, out, classes="all", n_per_class: int = 8, sampler=None, steps=None, guidance=None,
@@ -120,7 +123,7 @@ def generate_to_file(kind: str, out, classes="all", n_per_class: int = 8, sample
         images = traj[-1]
     else:
         labels = torch.tensor(cls).repeat_interleave(n_per_class)
-        images = generate(kind, model, labels, sampler, steps, guidance, seed)
+        images = generate(kind, model, labels, sampler, steps, guidance, seed, progress=True)
         fig = plotting.class_grid(images, labels) if out.suffix.lower() == ".png" else None
     if out.suffix.lower() == ".npz":
         import numpy as np
@@ -141,14 +144,15 @@ def evaluate(kind: str, n: int = 2000, sampler: str | None = None, steps: int | 
     classifier = load_model("classifier", classifier_weights if kind != "classifier" else weights, device)
     if kind == "classifier":
         return classifier_accuracy(classifier)
-    return evaluate_model(kind, load_model(kind, weights, device), n, sampler, steps, guidance, seed, classifier)
+    return evaluate_model(kind, load_model(kind, weights, device), n, sampler, steps, guidance, seed, classifier,
+                          progress=True)
 
 
 _EVALUATORS: dict = {}
 
 
 def evaluate_model(kind: str, model, n: int = 2000, sampler: str | None = None, steps: int | None = None,
-                   guidance: float | None = None, seed: int = 0, classifier=None) -> dict:
+                   guidance: float | None = None, seed: int = 0, classifier=None, progress: bool = False) -> dict:
     """Score an in-memory generator ``model`` as ``evaluate`` does (classifier: the bundled one)."""
     from .metrics import Evaluator
     if n < 2:
@@ -162,7 +166,7 @@ def evaluate_model(kind: str, model, n: int = 2000, sampler: str | None = None, 
         raise ValueError(f"--guidance must be >= 0 (0 = unconditional, 1 = conditional), got {opts['guidance']}")
     labels = torch.arange(n) % len(CLASSES)
     t0 = time.time()
-    images = generate(kind, model, labels, seed=seed, **opts)
+    images = generate(kind, model, labels, seed=seed, progress=progress, **opts)
     seconds = time.time() - t0
     key = (id(classifier), SHAPES[kind][-1])
     if key not in _EVALUATORS:                     # the reference statistics take a few seconds: keep them

@@ -137,12 +137,13 @@ def run(kind: str, out: str | Path, overrides: dict | None = None, device: str =
     if overrides and overrides.get("max_steps"):
         cfg = replace(cfg, epochs=None)
     dev = pick_device(device)
+    commit = git_commit()                          # the code this run starts from
     model, loss_fn, n = setup(dev)
     result = train(model, loss_fn, n, cfg, out=out, kind=kind, resume=resume, progress=progress)
     final = result.ema if result.ema is not None else result.model
-    rec = {"model": kind, "command": command, "git_commit": git_commit(),
+    rec = {"model": kind, "command": command, "git_commit": commit, "resumed": resume,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "wall_time_s": round(result.seconds, 1), "steps": result.steps,
+           "wall_time_s": round(result.seconds, 1), "steps": result.steps,   # of this call, if resumed
            "parameters": sum(p.numel() for p in final.parameters()), "hardware": hardware(dev),
            "train": asdict(cfg), "metrics": metrics(final, out), "loss_history": result.history}
     save_json(Path(out) / "record.json", rec)

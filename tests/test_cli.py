@@ -1,0 +1,85 @@
+"""The command line: bad input exits with status 2 and one line; good input writes what it says."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import needs_data
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fashiondiff", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["generate", "transformer", "--classes", "Sneakers", "--out", "x.png"], "did you mean 'Sneaker'"),
+    (["generate", "transformer", "--n-per-class", "0", "--out", "x.png"], "--n-per-class"),
+    (["generate", "transformer", "--n-per-class", "-3", "--out", "x.png"], "--n-per-class"),
+    (["generate", "transformer", "--steps", "0", "--out", "x.png"], "--steps"),
+    (["generate", "transformer", "--steps", "11", "--out", "x.png"], "--steps"),
+    (["generate", "transformer", "--guidance", "-1", "--out", "x.png"], "--guidance"),
+    (["generate", "transformer", "--out", "no/such/folder/x.png"], "does not exist"),
+    (["generate", "transformer", "--out", "x.jpg"], "unknown extension"),
+    (["generate", "transformer", "--weights", "no_such_dir", "--out", "x.png"], "does not exist"),
+    (["evaluate", "transformer", "--n", "1"], "--n must be at least 2"),
+    (["train", "transformer", "--max-steps", "0"], "must be positive"),
+    (["train", "nonsense"], "invalid choice"),
+    (["generate", "transformer", "--sampler", "euler", "--out", "x.png"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir()), "nothing may be written"
+
+
+def test_weights_of_the_wrong_model_are_refused(tmp_path):
+    from fashiondiff.pipelines import bundled
+    r = run("generate", "transformer", "--weights", str(bundled("classifier")), "--out", "x.png", cwd=tmp_path)
+    assert r.returncode == 2 and "holds 'classifier' weights, not 'transformer'" in r.stderr
+
+
+def test_truncated_weights_are_refused(tmp_path):
+    import shutil
+    from fashiondiff.pipelines import bundled
+    folder = tmp_path / "w"
+    shutil.copytree(bundled("transformer"), folder)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    r = run("generate", "transformer", "--weights", str(folder), "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "truncated" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_generate_npz_holds_what_was_asked(tmp_path):
+    out = tmp_path / "s.npz"
+    r = run("generate", "transformer", "--classes", "sneaker,Bag", "--n-per-class", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    z = np.load(out)
+    assert z["images"].dtype == np.uint8 and z["images"].shape == (6, 16, 16)
+    assert z["labels"].dtype == np.int64 and z["labels"].tolist() == [7, 7, 7, 8, 8, 8]
+
+
+def test_generate_progression_png(tmp_path):
+    out = tmp_path / "fashion_mnist_generation.png"
+    r = run("generate", "transformer", "--progression", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_data
+def test_evaluate_classifier_json():
+    r = run("evaluate", "classifier", "--json")
+    assert r.returncode == 0, r.stderr
+    scores = json.loads(r.stdout)
+    assert scores["accuracy"] >= 0.93 and scores["accuracy_16"] >= 0.9
+
+
+@needs_data
+def test_evaluate_transformer_json_small():
+    r = run("evaluate", "transformer", "--n", "100", "--json")
+    assert r.returncode == 0, r.stderr
+    scores = json.loads(r.stdout)
+    assert {"fid", "real_fid", "ratio", "cond_acc", "n", "sampler", "steps", "guidance"} <= set(scores)
+    assert scores["n"] == 100 and scores["steps"] == 10
