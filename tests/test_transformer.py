@@ -113,10 +113,17 @@ def test_checkpoint_round_trip_and_exact_resume(tmp_path):
     cfg = TrainConfig(max_steps=12, batch_size=64, lr=1e-3, warmup_steps=2, checkpoint_every=6, log_every=3)
     torch.manual_seed(0)
     full = train(small_model(), loss_fn, len(x), cfg, out=tmp_path / "full", kind="transformer", progress=False)
-    # Stop at 6 (as a crash after the checkpoint would), then resume to 12: identical weights.
+    # Crash in step 7, after the checkpoint at step 6; then resume to 12: identical weights.
+    calls = []
+
+    def crashing(m, idx, gen):
+        calls.append(1)
+        if len(calls) == 7:
+            raise RuntimeError("simulated crash")
+        return loss_fn(m, idx, gen)
     torch.manual_seed(0)
-    train(small_model(), loss_fn, len(x), TrainConfig(**{**cfg.__dict__, "max_steps": 6}), out=tmp_path / "part",
-          kind="transformer", progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(small_model(), crashing, len(x), cfg, out=tmp_path / "part", kind="transformer", progress=False)
     state = json.loads((tmp_path / "part" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 6
     torch.manual_seed(123)                                               # resume must not depend on this
