@@ -64,9 +64,23 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's own)")
     p.add_argument("--guidance", type=float, default=None,
                    help="classifier-free guidance w: 0 unconditional, 1 plain conditional")
+    p.add_argument("--guidance-interval", type=_interval, default=None, metavar="LO,HI|all",
+                   help="apply guidance only at timesteps LO..HI (default: the model's own), or at all steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: bundled)")
     p.add_argument("--device", default="auto")
+
+
+def _interval(text: str):
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two integers) or 'all', got {text!r}") from None
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"need 1 <= LO <= HI, got {lo},{hi}")
+    return (lo, hi)
 
 
 def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
@@ -99,7 +113,7 @@ def cmd_generate(a) -> int:
         raise UsageError(f"--n-per-class must be at least 1, got {a.n_per_class}")
     pipelines.generate_to_file(a.model, a.out, classes=a.classes, n_per_class=a.n_per_class, sampler=a.sampler,
                                steps=a.steps, guidance=a.guidance, seed=a.seed, weights=a.weights,
-                               device=a.device, progression=a.progression)
+                               device=a.device, progression=a.progression, guidance_interval=a.guidance_interval)
     print(f"wrote {a.out}")
     return 0
 
@@ -109,7 +123,7 @@ def cmd_evaluate(a) -> int:
     if a.model != "classifier" and a.n < 2:
         raise UsageError(f"--n must be at least 2 to estimate a covariance, got {a.n}")
     result = pipelines.evaluate(a.model, n=a.n, sampler=a.sampler, steps=a.steps, guidance=a.guidance,
-                                seed=a.seed, weights=a.weights, device=a.device)
+                                seed=a.seed, weights=a.weights, device=a.device, guidance_interval=a.guidance_interval)
     if a.json:
         print(json.dumps(result))
     else:

@@ -21,7 +21,7 @@ from .training import pick_device
 BUNDLED = Path(__file__).parent / "weights"
 MODELS = {"classifier": FashionClassifier}
 # How each generator samples when the command line does not say (chosen by measurement: notebook 04).
-SAMPLING = {"transformer": dict(sampler="ddim", steps=10, guidance=1.5)}
+SAMPLING = {"transformer": dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval=(1, 6))}
 SHAPES = {"transformer": (1, 16, 16)}
 
 
@@ -75,17 +75,26 @@ def parse_classes(classes: str | list = "all") -> list[int]:
     return [class_index(c) for c in classes]
 
 
+def sampling_options(kind: str, sampler=None, steps=None, guidance=None, guidance_interval=None) -> dict:
+    """The model's ``SAMPLING`` defaults with the given (non-None) options replacing them.
+    ``guidance_interval="all"`` applies guidance at every step."""
+    given = dict(sampler=sampler, steps=steps, guidance=guidance, guidance_interval=guidance_interval)
+    opts = {**SAMPLING[kind], **{k: v for k, v in given.items() if v is not None}}
+    if opts["guidance_interval"] == "all":
+        opts["guidance_interval"] = None
+    return opts
+
+
 def generate(kind: str, model, labels: torch.Tensor, sampler: str | None = None, steps: int | None = None,
              guidance: float | None = None, seed: int = 0, batch_size: int = 64, trajectory: bool = False,
-             progress: bool = False):
+             progress: bool = False, guidance_interval=None):
     """Sample one image per entry of ``labels`` (N,): float (N, C, H, W) in [-1, 1].
 
     Sampler, steps and guidance default to the model's ``SAMPLING`` entry. With ``trajectory`` the
     whole batch is sampled at once and the iterates [x_T, ..., x_0] come back too. Batches of 64 (128 rows
     with guidance) are the fastest on a 2-core CPU: larger ones fall out of cache.
     """
-    opts = {**SAMPLING[kind], **{k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items()
-                                 if v is not None}}
+    opts = sampling_options(kind, sampler, steps, guidance, guidance_interval)
     schedule = schedule_of(model)
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -99,7 +108,8 @@ def generate(kind: str, model, labels: torch.Tensor, sampler: str | None = None,
 
 
 def generate_to_file(kind: str, out, classes="all", n_per_class: int = 8, sampler=None, steps=None, guidance=None,
-                     seed: int = 0, weights=None, device="auto", progression: bool = False) -> None:
+                     seed: int = 0, weights=None, device="auto", progression: bool = False,
+                     guidance_interval=None) -> None:
     """What ``fashiondiff generate`` does: ``.npz`` (images uint8 (N, H, W), labels int64 (N,)) or a ``.png``
     grid, one row per class; with ``progression``, the denoising process of one sample per class."""
     from . import plotting
@@ -117,13 +127,15 @@ def generate_to_file(kind: str, out, classes="all", n_per_class: int = 8, sample
         raise ValueError(f"--guidance must be >= 0 (0 = unconditional, 1 = conditional), got {guidance}")
     if progression:
         labels = torch.tensor(cls)
-        _, traj = generate(kind, model, labels, sampler, steps, guidance, seed, trajectory=True)
+        _, traj = generate(kind, model, labels, sampler, steps, guidance, seed, trajectory=True,
+                           guidance_interval=guidance_interval)
         ts = schedule.timesteps(steps or SAMPLING[kind]["steps"])
         fig = plotting.progression(traj, labels, ts)
         images = traj[-1]
     else:
         labels = torch.tensor(cls).repeat_interleave(n_per_class)
-        images = generate(kind, model, labels, sampler, steps, guidance, seed, progress=True)
+        images = generate(kind, model, labels, sampler, steps, guidance, seed, progress=True,
+                          guidance_interval=guidance_interval)
         fig = plotting.class_grid(images, labels) if out.suffix.lower() == ".png" else None
     if out.suffix.lower() == ".npz":
         import numpy as np
@@ -137,7 +149,7 @@ def generate_to_file(kind: str, out, classes="all", n_per_class: int = 8, sample
 
 def evaluate(kind: str, n: int = 2000, sampler: str | None = None, steps: int | None = None,
              guidance: float | None = None, seed: int = 0, weights=None, device="auto",
-             classifier_weights=None) -> dict:
+             classifier_weights=None, guidance_interval=None) -> dict:
     """What ``fashiondiff evaluate`` prints: accuracy for the classifier; for a generator, FID, real FID,
     their ratio and conditional accuracy of ``n`` samples spread evenly over the classes."""
     from .metrics import classifier_accuracy
@@ -145,21 +157,21 @@ def evaluate(kind: str, n: int = 2000, sampler: str | None = None, steps: int | 
     if kind == "classifier":
         return classifier_accuracy(classifier)
     return evaluate_model(kind, load_model(kind, weights, device), n, sampler, steps, guidance, seed, classifier,
-                          progress=True)
+                          progress=True, guidance_interval=guidance_interval)
 
 
 _EVALUATORS: dict = {}
 
 
 def evaluate_model(kind: str, model, n: int = 2000, sampler: str | None = None, steps: int | None = None,
-                   guidance: float | None = None, seed: int = 0, classifier=None, progress: bool = False) -> dict:
+                   guidance: float | None = None, seed: int = 0, classifier=None, progress: bool = False,
+                   guidance_interval=None) -> dict:
     """Score an in-memory generator ``model`` as ``evaluate`` does (classifier: the bundled one)."""
     from .metrics import Evaluator
     if n < 2:
         raise ValueError(f"n must be at least 2 to estimate a covariance, got {n}")
     classifier = classifier if classifier is not None else load_model("classifier", None, next(model.parameters()).device)
-    opts = {**SAMPLING[kind], **{k: v for k, v in dict(sampler=sampler, steps=steps, guidance=guidance).items()
-                                 if v is not None}}
+    opts = sampling_options(kind, sampler, steps, guidance, guidance_interval)
     if not 1 <= opts["steps"] <= schedule_of(model).T:
         raise ValueError(f"--steps must be between 1 and T = {schedule_of(model).T}, got {opts['steps']}")
     if opts["guidance"] < 0:

@@ -80,9 +80,9 @@ def transformer_metrics(model, out: Path) -> dict:
     from .pipelines import SAMPLING, evaluate_model
     keep = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")
     sweep = []
-    for sampler, guidance in TRANSFORMER_SWEEP:
-        r = evaluate_model("transformer", model, n=EVAL_N, sampler=sampler, guidance=guidance)
-        sweep.append({"sampler": sampler, "guidance": guidance, **{k: r[k] for k in keep}})
+    for sampler, guidance, interval in TRANSFORMER_SWEEP:
+        r = evaluate_model("transformer", model, n=EVAL_N, sampler=sampler, guidance=guidance, guidance_interval=interval)
+        sweep.append({"sampler": sampler, "guidance": guidance, "guidance_interval": interval, **{k: r[k] for k in keep}})
     progress = []
     snap_model = copy.deepcopy(model)
     for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
@@ -95,7 +95,8 @@ def transformer_metrics(model, out: Path) -> dict:
 
 
 EVAL_N = 2000                      # samples per measurement (the course reports every figure at n = 2000)
-TRANSFORMER_SWEEP = [("ddpm", 1.0), ("ddpm", 2.0), ("ddim", 1.0), ("ddim", 1.5), ("ddim", 2.0), ("ddim", 3.0)]
+TRANSFORMER_SWEEP = [("ddpm", 1.0, "all"), ("ddpm", 2.0, "all"), ("ddim", 1.0, "all"), ("ddim", 1.5, "all"),
+                     ("ddim", 2.0, "all"), ("ddim", 3.0, "all"), ("ddim", 2.0, (1, 6)), ("ddim", 2.5, (1, 5))]
 
 
 SETUPS = {"classifier": (classifier_setup, lambda model, out: classifier_accuracy(model)),

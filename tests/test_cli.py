@@ -27,6 +27,7 @@ def run(*args, cwd=None):
     (["train", "transformer", "--max-steps", "0"], "must be positive"),
     (["train", "nonsense"], "invalid choice"),
     (["generate", "transformer", "--sampler", "euler", "--out", "x.png"], "invalid choice"),
+    (["generate", "transformer", "--guidance-interval", "6,1", "--out", "x.png"], "LO <= HI"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     r = run(*args, cwd=tmp_path)

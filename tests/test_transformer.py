@@ -164,3 +164,14 @@ def test_bundled_model_reaches_class_accuracy_at_its_defaults():
     model = load_model("transformer", device="cpu")
     r = evaluate_model("transformer", model, n=500, seed=0)
     assert r["cond_acc"] >= 0.85, r
+
+
+def test_guidance_interval_applies_guidance_only_inside_it():
+    model = randomise_gates(small_model())
+    s = NoiseSchedule(10, "cosine")
+    y = torch.tensor([2, 5])
+    run = lambda w, interval: sample(model, s, y, (1, 16, 16), sampler="ddim", guidance=w, guidance_interval=interval,
+                                     generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(run(3.0, (1, 10)), run(3.0, None))          # the whole range: plain guidance
+    torch.testing.assert_close(run(3.0, (11, 20)), run(1.0, None))         # never inside: the conditional model
+    assert (run(3.0, (1, 5)) - run(3.0, None)).abs().max() > 1e-4
