@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--max-steps", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float)
+    t.add_argument("--schedule", choices=("restarts", "cosine", "constant"), help="learning-rate schedule")
     t.add_argument("--out", type=Path, help="output folder (default: runs/<model>)")
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -97,7 +98,7 @@ def cmd_train(a) -> int:
         if v is not None and v <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {v}")
     out = a.out or Path("runs") / a.model
-    overrides = dict(epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr,
+    overrides = dict(epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, schedule=a.schedule,
                      checkpoint_every=a.checkpoint_every, seed=a.seed)
     command = "fashiondiff " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     rec = recipes.run(a.model, out, overrides, device=a.device, resume=a.resume, progress=not a.no_progress,
