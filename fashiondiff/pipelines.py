@@ -79,10 +79,7 @@ def sampling_options(kind: str, sampler=None, steps=None, guidance=None, guidanc
     """The model's ``SAMPLING`` defaults with the given (non-None) options replacing them.
     ``guidance_interval="all"`` applies guidance at every step."""
     given = dict(sampler=sampler, steps=steps, guidance=guidance, guidance_interval=guidance_interval)
-    opts = {**SAMPLING[kind], **{k: v for k, v in given.items() if v is not None}}
-    if opts["guidance_interval"] == "all":
-        opts["guidance_interval"] = None
-    return opts
+    return {**SAMPLING[kind], **{k: v for k, v in given.items() if v is not None}}
 
 
 def generate(kind: str, model, labels: torch.Tensor, sampler: str | None = None, steps: int | None = None,
@@ -95,6 +92,8 @@ def generate(kind: str, model, labels: torch.Tensor, sampler: str | None = None,
     with guidance) are the fastest on a 2-core CPU: larger ones fall out of cache.
     """
     opts = sampling_options(kind, sampler, steps, guidance, guidance_interval)
+    if opts["guidance_interval"] == "all":        # kept as "all" until here, so a second merge cannot undo it
+        opts["guidance_interval"] = None
     schedule = schedule_of(model)
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)

@@ -31,8 +31,9 @@ DEFAULTS = {
     # 10 epochs of a 4-conv net: about 7 minutes on 2 CPU cores.
     "classifier": TrainConfig(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05, schedule="cosine",
                               warmup_steps=200, ema_decay=0.999, checkpoint_every=1000),
-    # The reference recipe: batch 128, AdamW 3e-4, weight decay 0.05, cosine warm restarts, 30 epochs.
-    "transformer": TrainConfig(epochs=30, batch_size=128, lr=3e-4, weight_decay=0.05, schedule="restarts",
+    # The reference recipe (batch 128, AdamW, weight decay 0.05, 30 epochs) with lr 1e-3 and one cosine decay in
+    # place of 3e-4 with warm restarts: at 17 epochs that took fid/real_fid from 12.2 to 7.2 (notebook 04).
+    "transformer": TrainConfig(epochs=30, batch_size=128, lr=1e-3, weight_decay=0.05, schedule="cosine",
                                cycles=4, warmup_steps=200, ema_decay=0.999, checkpoint_every=1000,
                                snapshot_every=1404, compile=True),
 }
