@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-TRAINABLE = ("classifier", "transformer")
+TRAINABLE = ("classifier", "transformer", "vae")
 GENERATORS = ("transformer",)
 EVALUABLE = ("classifier",) + GENERATORS
 

@@ -27,7 +27,8 @@ SHAPES = {"transformer": (1, 16, 16)}
 
 def _model_classes() -> dict:
     from .transformer import EfficientTransformerDenoiser
-    return {**MODELS, "transformer": EfficientTransformerDenoiser}
+    from .vae import VAE
+    return {**MODELS, "transformer": EfficientTransformerDenoiser, "vae": VAE}
 
 
 def bundled(kind: str) -> Path:

@@ -1,0 +1,175 @@
+"""A variational autoencoder that compresses a 28x28 image to a C x 7 x 7 latent (Kingma & Welling 2014).
+
+    encoder:  x (N, 1, 28, 28) -> mean, log-variance (N, C, 7, 7)
+    sample:   z = mean + exp(logvar / 2) * eps,  eps ~ N(0, I)          (the reparameterisation trick)
+    decoder:  z -> x_hat (N, 1, 28, 28)
+    loss:     mean (x - x_hat)^2  +  beta * KL(q(z | x) || N(0, I)) per latent element
+    KL:       0.5 * (mean^2 + var - 1 - log var), summed over nothing: one value per latent element
+
+Both halves are stacks of ``ResBlock`` (GroupNorm, SiLU, 3x3 conv, twice, plus the input), strided
+convolutions down (28 -> 14 -> 7) and nearest-neighbour upsampling plus a convolution up, and at 7x7 a
+squeeze-and-excitation ``ChannelAttention`` (Hu et al. 2018) that reweights channels from their global mean.
+
+The latent diffusion model wants latents of unit variance. ``latent_mean`` (per channel) and ``latent_scale``
+(one number) are measured on the training set after training (``fit_latent_stats``), kept as buffers in
+the weights, and applied by ``encode`` / ``decode``: ``encode`` returns (z - latent_mean) * latent_scale.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) elementwise (Kingma & Welling 2014, appendix B)."""
+    return 0.5 * (mean.square() + logvar.exp() - 1 - logvar)
+
+
+def norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(min(8, channels // 4), channels)
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation: x * sigmoid(MLP(mean over H, W of x)), one weight per channel."""
+
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, channels // reduction)
+        self.fc2 = nn.Linear(channels // reduction, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = x.mean(dim=(2, 3))                                       # (N, C)
+        w = torch.sigmoid(self.fc2(F.silu(self.fc1(w))))             # (N, C)
+        return x * w[:, :, None, None]                               # (N, C, H, W)
+
+
+class ResBlock(nn.Module):
+    """x + conv(SiLU(GN(conv(SiLU(GN(x)))))), with a 1x1 convolution on the skip when channels change."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.norm1, self.conv1 = norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2, self.conv2 = norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))                        # (N, c_out, H, W)
+        h = self.conv2(F.silu(self.norm2(h)))                        # (N, c_out, H, W)
+        return self.skip(x) + h                                      # (N, c_out, H, W)
+
+
+class Encoder(nn.Module):
+    def __init__(self, latent_channels: int, widths: tuple[int, int, int]):
+        super().__init__()
+        w1, w2, w3 = widths
+        self.conv_in = nn.Conv2d(1, w1, 3, padding=1)
+        self.res1 = ResBlock(w1, w1)
+        self.down1 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
+        self.res2 = ResBlock(w2, w2)
+        self.down2 = nn.Conv2d(w2, w3, 3, stride=2, padding=1)
+        self.res3 = ResBlock(w3, w3)
+        self.attn = ChannelAttention(w3)
+        self.norm_out = norm(w3)
+        self.conv_out = nn.Conv2d(w3, 2 * latent_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.res1(self.conv_in(x))                               # (N, w1, 28, 28)
+        h = self.res2(self.down1(h))                                 # (N, w2, 14, 14)
+        h = self.attn(self.res3(self.down2(h)))                      # (N, w3, 7, 7)
+        return self.conv_out(F.silu(self.norm_out(h)))               # (N, 2C, 7, 7)
+
+
+class Decoder(nn.Module):
+    def __init__(self, latent_channels: int, widths: tuple[int, int, int]):
+        super().__init__()
+        w1, w2, w3 = widths
+        self.conv_in = nn.Conv2d(latent_channels, w3, 3, padding=1)
+        self.res3 = ResBlock(w3, w3)
+        self.attn = ChannelAttention(w3)
+        self.up2 = nn.Conv2d(w3, w2, 3, padding=1)
+        self.res2 = ResBlock(w2, w2)
+        self.up1 = nn.Conv2d(w2, w1, 3, padding=1)
+        self.res1 = ResBlock(w1, w1)
+        self.norm_out = norm(w1)
+        self.conv_out = nn.Conv2d(w1, 1, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.attn(self.res3(self.conv_in(z)))                    # (N, w3, 7, 7)
+        h = self.res2(self.up2(F.interpolate(h, scale_factor=2.0)))  # (N, w2, 14, 14)
+        h = self.res1(self.up1(F.interpolate(h, scale_factor=2.0)))  # (N, w1, 28, 28)
+        return self.conv_out(F.silu(self.norm_out(h)))               # (N, 1, 28, 28)
+
+
+class VAE(nn.Module):
+    """28x28 images in [-1, 1] <-> ``latent_channels`` x 7 x 7 latents; see the module docstring."""
+
+    def __init__(self, latent_channels: int = 4, widths: tuple[int, int, int] = (32, 64, 128), beta: float = 1e-3):
+        super().__init__()
+        self.config = dict(latent_channels=latent_channels, widths=list(widths), beta=beta)
+        self.latent_channels, self.beta = latent_channels, beta
+        self.encoder = Encoder(latent_channels, tuple(widths))
+        self.decoder = Decoder(latent_channels, tuple(widths))
+        self.register_buffer("latent_mean", torch.zeros(latent_channels))
+        self.register_buffer("latent_scale", torch.ones(()))
+
+    def check(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"VAE expects images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 1, 28, 28) -> mean, logvar, each (N, C, 7, 7), in the raw (unscaled) latent space."""
+        self.check(x)
+        mean, logvar = self.encoder(x).chunk(2, dim=1)               # (N, C, 7, 7) each
+        return mean, logvar.clamp(-30.0, 20.0)
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """Reconstruction (N, 1, 28, 28) from a sampled latent, and the loss terms (MSE, KL per element)."""
+        mean, logvar = self.posterior(x)                             # (N, C, 7, 7)
+        eps = torch.randn(mean.shape, generator=generator).to(mean.device)
+        z = mean + (0.5 * logvar).exp() * eps                        # (N, C, 7, 7)
+        x_hat = self.decoder(z)                                      # (N, 1, 28, 28)
+        return x_hat, F.mse_loss(x_hat, x), kl_divergence(mean, logvar).mean()
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        _, mse, kl = self(x, generator)
+        return mse + self.beta * kl
+
+    def scale(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw latent -> the unit-variance latent the diffusion model works in."""
+        return (z - self.latent_mean[:, None, None]) * self.latent_scale
+
+    def unscale(self, z: torch.Tensor) -> torch.Tensor:
+        return z / self.latent_scale + self.latent_mean[:, None, None]
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(N, 1, 28, 28) -> scaled latents (N, C, 7, 7): the posterior mean, or a sample from it."""
+        mean, logvar = self.posterior(x)
+        if sample:
+            mean = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=generator).to(mean.device)
+        return self.scale(mean)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (N, C, 7, 7) -> images (N, 1, 28, 28) clamped to [-1, 1]."""
+        if z.ndim != 4 or tuple(z.shape[1:]) != (self.latent_channels, 7, 7):
+            raise ValueError(f"VAE.decode expects latents of shape (N, {self.latent_channels}, 7, 7), got {tuple(z.shape)}")
+        return self.decoder(self.unscale(z)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def fit_latent_stats(self, x: torch.Tensor, batch_size: int = 1000) -> None:
+        """Set ``latent_mean`` (per channel) and ``latent_scale`` = 1 / std so that encoded ``x`` has
+        mean 0 and variance 1 (measured on posterior samples, which is what the diffusion model sees)."""
+        device = self.latent_mean.device
+        gen = torch.Generator().manual_seed(0)
+        zs = []
+        for i in range(0, len(x), batch_size):
+            mean, logvar = self.posterior(x[i:i + batch_size].to(device))
+            zs.append((mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=gen).to(device)).cpu())
+        z = torch.cat(zs).double()                                   # (N, C, 7, 7)
+        mu = z.mean(dim=(0, 2, 3))                                   # (C,)
+        std = (z - mu[:, None, None]).std()
+        self.latent_mean.copy_(mu.float())
+        self.latent_scale.fill_(float(1 / std))
