@@ -3,6 +3,8 @@
     fashiondiff train classifier
     fashiondiff train transformer --epochs 30
     fashiondiff generate transformer --progression --out fashion_mnist_generation.png
+    fashiondiff train vae && fashiondiff train latent --vae-weights runs/vae
+    fashiondiff generate latent --classes Sneaker --sampler ddim --steps 50 --guidance 2 --out sneakers.png
     fashiondiff evaluate transformer --n 2000 --json
 
 Without ``--weights`` the bundled weights are used. Bad arguments exit with status 2 and one line.
@@ -16,8 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
-TRAINABLE = ("classifier", "transformer", "vae")
-GENERATORS = ("transformer",)
+TRAINABLE = ("classifier", "transformer", "vae", "latent")
+GENERATORS = ("transformer", "latent")
 EVALUABLE = ("classifier",) + GENERATORS
 
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     t.add_argument("--seed", type=int)
+    t.add_argument("--vae-weights", type=Path, default=None, help="latent: the VAE to work with (default: bundled)")
     t.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     t.add_argument("--no-progress", action="store_true")
 
@@ -67,6 +70,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="classifier-free guidance w: 0 unconditional, 1 plain conditional")
     p.add_argument("--guidance-interval", type=_interval, default=None, metavar="LO,HI|all",
                    help="apply guidance only at timesteps LO..HI (default: the model's own), or at all steps")
+    p.add_argument("--eta", type=float, default=None, help="DDIM noise: 0 deterministic (default), 1 = DDPM's variance")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: bundled)")
     p.add_argument("--device", default="auto")
@@ -101,30 +105,43 @@ def cmd_train(a) -> int:
     overrides = dict(epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, schedule=a.schedule,
                      checkpoint_every=a.checkpoint_every, seed=a.seed)
     command = "fashiondiff " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    if a.vae_weights is not None and a.model != "latent":
+        raise UsageError("--vae-weights only applies to `train latent`")
     rec = recipes.run(a.model, out, overrides, device=a.device, resume=a.resume, progress=not a.no_progress,
-                      command=command)
+                      command=command, vae_weights=a.vae_weights)
     print(json.dumps({"out": str(out), "wall_time_s": rec["wall_time_s"], "steps": rec["steps"], **rec["metrics"]}))
     return 0
 
 
+def _check_sampling(a) -> None:
+    if a.eta is not None and not 0 <= a.eta <= 1:
+        raise UsageError(f"--eta must be between 0 and 1, got {a.eta}")
+    if a.eta and (a.sampler or "") == "ddpm":
+        raise UsageError("--eta applies to --sampler ddim only (ddpm is eta = 1)")
+
+
 def cmd_generate(a) -> int:
     from . import pipelines
+    _check_sampling(a)
     _check_out(a.out, (".png", ".npz"))
     if a.n_per_class < 1:
         raise UsageError(f"--n-per-class must be at least 1, got {a.n_per_class}")
     pipelines.generate_to_file(a.model, a.out, classes=a.classes, n_per_class=a.n_per_class, sampler=a.sampler,
                                steps=a.steps, guidance=a.guidance, seed=a.seed, weights=a.weights,
-                               device=a.device, progression=a.progression, guidance_interval=a.guidance_interval)
+                               device=a.device, progression=a.progression, guidance_interval=a.guidance_interval,
+                               eta=a.eta)
     print(f"wrote {a.out}")
     return 0
 
 
 def cmd_evaluate(a) -> int:
     from . import pipelines
+    _check_sampling(a)
     if a.model != "classifier" and a.n < 2:
         raise UsageError(f"--n must be at least 2 to estimate a covariance, got {a.n}")
     result = pipelines.evaluate(a.model, n=a.n, sampler=a.sampler, steps=a.steps, guidance=a.guidance,
-                                seed=a.seed, weights=a.weights, device=a.device, guidance_interval=a.guidance_interval)
+                                seed=a.seed, weights=a.weights, device=a.device, guidance_interval=a.guidance_interval,
+                                eta=a.eta)
     if a.json:
         print(json.dumps(result))
     else:

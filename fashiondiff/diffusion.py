@@ -7,7 +7,10 @@ Training (Ho et al. 2020, Algorithm 1, with t drawn per example): x_t ~ q(x_t | 
 Sampling goes from pure noise at t = T down to 0 over ``steps`` timesteps t > s:
 
     ancestral ("ddpm"):      x_s ~ q(x_s | x_t, x0_hat)                         (DDPM eq. 6-7)
-    deterministic ("ddim"):  x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s) eps_hat   (Song et al. 2021, eq. 12, eta = 0)
+    "ddim":                  x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps_hat + sigma z
+                             sigma = eta sqrt((1 - abar_s) / (1 - abar_t)) sqrt(1 - abar_t / abar_s)
+                             (Song et al. 2021, eq. 12 and 16): eta = 0 is deterministic, and eta = 1 has
+                             exactly the posterior variance of the ancestral step
 
 Classifier-free guidance (Ho & Salimans 2022): pred = pred_uncond + w (pred_cond - pred_uncond),
 so w = 0 is unconditional and w = 1 plain conditional. With ``guidance_interval = (lo, hi)`` the guidance is
@@ -51,7 +54,7 @@ def predict(model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance
 def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ...], steps: int | None = None,
            sampler: str = "ddpm", guidance: float = 1.0, prediction: str = "x0", clip: float | None = 1.0,
            generator: torch.Generator | None = None, trajectory: bool = False,
-           guidance_interval: tuple[int, int] | None = None):
+           guidance_interval: tuple[int, int] | None = None, eta: float = 0.0):
     """Generate ``len(y)`` samples of ``shape`` (C, H, W) for labels ``y`` (N,).
 
     ``clip`` clamps the predicted x_0 to [-clip, clip] (right for pixels in [-1, 1]; use None for latents).
@@ -61,6 +64,8 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
         raise ValueError(f"unknown sampler {sampler!r} (allowed: ddpm, ddim)")
     if guidance < 0:
         raise ValueError(f"guidance must be >= 0, got {guidance}")
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must be between 0 and 1, got {eta}")
     device = y.device
     x = torch.randn((len(y), *shape), generator=generator).to(device)                  # (N, C, H, W) at t = T
     ts = schedule.timesteps(steps)
@@ -81,8 +86,11 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
             x = mean + var.sqrt() * torch.randn(x.shape, generator=generator).to(device)
         else:
             eps = schedule.eps_from_x0(x, t, x0) if (prediction == "x0" or clip is not None) else out
-            ab_s = schedule.at(schedule.abar, s, x)
-            x = ab_s.sqrt() * x0 + (1 - ab_s).sqrt() * eps
+            ab_t, ab_s = schedule.at(schedule.abar, t, x), schedule.at(schedule.abar, s, x)
+            sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)).sqrt()
+            x = ab_s.sqrt() * x0 + (1 - ab_s - sigma ** 2).sqrt() * eps
+            if eta:
+                x = x + sigma * torch.randn(x.shape, generator=generator).to(device)
         if trajectory:
             xs.append(x.cpu())
     return (x, xs) if trajectory else x

@@ -38,6 +38,10 @@ DEFAULTS = {
                                cycles=4, warmup_steps=200, ema_decay=0.999, checkpoint_every=1000,
                                snapshot_every=1404, compile=True),
     # 7 epochs of a (16, 32, 64)-wide VAE with an 8 x 7 x 7 latent: about 20 minutes on 2 CPU cores.
+    # The latent UNet on latents encoded once: ~970 images/s at batch 256, so 28 epochs take about 29 minutes and
+    # the VAE plus the UNet stay inside the hour (notebook 06 shows how quality grows with training time).
+    "latent": TrainConfig(epochs=28, batch_size=256, lr=1e-3, weight_decay=0.05, schedule="cosine", warmup_steps=200,
+                          ema_decay=0.9995, checkpoint_every=1000, snapshot_every=1500),
     "vae": TrainConfig(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.01, schedule="cosine", warmup_steps=200,
                        ema_decay=0.999, checkpoint_every=1000, snapshot_every=938),
 }
@@ -131,25 +135,70 @@ def reconstruction_metrics(model, evaluator, n: int = None, batch_size: int = 10
             "accuracy_reconstructions": acc_rec, "accuracy_originals": acc_orig}
 
 
+UNET_CONFIG = dict(widths=(32, 64, 128), emb_dim=256, context_tokens=4, context_dim=64, heads=4,
+                   timesteps=1000, schedule="linear")
+
+
+def latent_setup(device: torch.device, vae_weights=None):
+    """The latent track's UNet on the training set encoded once by the (frozen) VAE: the posterior's mean and
+    log-variance are kept in memory and every batch draws a fresh latent from them, scaled to unit variance."""
+    from .latent import LatentDiffusion
+    from .pipelines import load_model
+    vae = load_model("vae", vae_weights, device)
+    x, y = load("train", 28)
+    with torch.no_grad():                                                  # encode once, keep no graph
+        means, logvars = zip(*(vae.posterior(x[i:i + 1000].to(device)) for i in range(0, len(x), 1000)))
+    mean, std = torch.cat(means), (0.5 * torch.cat(logvars)).exp()           # (N, C, 7, 7) each
+    y = y.to(device)
+    model = LatentDiffusion(vae.config, {**UNET_CONFIG, "latent_channels": vae.latent_channels}).to(device)
+    model.vae.load_state_dict(vae.state_dict())
+    model.unet.to(memory_format=torch.channels_last)                       # ~2x faster small convs on CPU
+    schedule = NoiseSchedule(model.config["timesteps"], model.config["schedule"])
+
+    def loss_fn(model, idx, gen):
+        idx = idx.to(device)
+        eps = torch.randn(mean[idx].shape, generator=gen).to(device)
+        z0 = vae.scale(mean[idx] + std[idx] * eps).contiguous(memory_format=torch.channels_last)
+        return diffusion_loss(model, schedule, z0, y[idx], gen, prediction="eps", p_uncond=0.1)
+
+    return model, loss_fn, len(x)
+
+
+def latent_metrics(model, out: Path) -> dict:
+    """At n = 2,000 with the EMA weights: DDIM at several step counts and guidance scales against DDPM-1000
+    (notebook 07 plots them), and the default sampler on each snapshot (quality against training time)."""
+    model = model.to(memory_format=torch.contiguous_format)
+    return sweep_metrics("latent", model, out, [dict(sampler=s, steps=k, guidance=w) for s, k, w in LATENT_SWEEP])
+
+
+LATENT_SWEEP = [("ddim", 10, 2.0), ("ddim", 25, 2.0), ("ddim", 100, 2.0),
+                ("ddim", 50, 0.0), ("ddim", 50, 1.0), ("ddim", 50, 1.5), ("ddim", 50, 3.0), ("ddim", 50, 4.0),
+                ("ddpm", 1000, 2.0)]           # the ancestral sampler DDIM is measured against (~20 min at n = 2000)
+
+
 def transformer_metrics(model, out: Path) -> dict:
     """Measured after training, at n = 2,000 with the EMA weights: every sampler/guidance pair of
-    ``SWEEP`` (the default is chosen from these), and the default sampler on each snapshot, to show
-    how quality grows with training time."""
+    ``TRANSFORMER_SWEEP`` (the default is chosen from these), and the default sampler on each snapshot."""
+    return sweep_metrics("transformer", model, out, [dict(sampler=s, guidance=w, guidance_interval=i)
+                                                     for s, w, i in TRANSFORMER_SWEEP])
+
+
+def sweep_metrics(kind: str, model, out: Path, settings: list[dict]) -> dict:
+    """Score ``model`` at n = 2,000 under each sampling setting, then the default setting on every snapshot in
+    ``out/snapshots`` (how quality grows with training time) and on the final weights."""
     from .checkpoint import load_tensors
     from .pipelines import SAMPLING, evaluate_model
     keep = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")
-    sweep = []
-    for sampler, guidance, interval in TRANSFORMER_SWEEP:
-        r = evaluate_model("transformer", model, n=EVAL_N, sampler=sampler, guidance=guidance, guidance_interval=interval)
-        sweep.append({"sampler": sampler, "guidance": guidance, "guidance_interval": interval, **{k: r[k] for k in keep}})
+    sweep = [{**opts, **{k: r[k] for k in keep}}
+             for opts in settings for r in [evaluate_model(kind, model, n=EVAL_N, **opts)]]
     progress = []
     snap_model = copy.deepcopy(model)
     for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
         snap_model.load_state_dict(load_tensors(path))
-        r = evaluate_model("transformer", snap_model, n=EVAL_N)
+        r = evaluate_model(kind, snap_model, n=EVAL_N)
         progress.append({"step": int(path.stem[5:]), **{k: r[k] for k in keep}})
-    default = evaluate_model("transformer", model, n=EVAL_N)
-    return {**{k: default[k] for k in keep}, "sampling": SAMPLING["transformer"],
+    default = evaluate_model(kind, model, n=EVAL_N)
+    return {**{k: default[k] for k in keep}, "sampling": SAMPLING[kind],
             "cond_acc_per_class": default["cond_acc_per_class"], "n": EVAL_N, "sweep": sweep, "progress": progress}
 
 
@@ -160,7 +209,8 @@ TRANSFORMER_SWEEP = [("ddpm", 1.0, "all"), ("ddpm", 2.0, "all"), ("ddim", 1.0, "
 
 SETUPS = {"classifier": (classifier_setup, lambda model, out: classifier_accuracy(model)),
           "transformer": (transformer_setup, transformer_metrics),
-          "vae": (vae_setup, vae_metrics)}
+          "vae": (vae_setup, vae_metrics),
+          "latent": (latent_setup, latent_metrics)}
 
 
 def git_commit() -> str:
@@ -189,8 +239,9 @@ def hardware(device: torch.device) -> dict:
 
 
 def run(kind: str, out: str | Path, overrides: dict | None = None, device: str = "auto", resume: bool = False,
-        progress: bool = True, command: str = "") -> dict:
-    """Train ``kind`` with its defaults (``overrides`` replace fields of ``TrainConfig``), measure, record."""
+        progress: bool = True, command: str = "", vae_weights=None) -> dict:
+    """Train ``kind`` with its defaults (``overrides`` replace fields of ``TrainConfig``), measure, record.
+    ``vae_weights``: the VAE the latent model works with (default: the bundled one)."""
     if kind not in SETUPS:
         raise ValueError(f"unknown model {kind!r} (allowed: {', '.join(SETUPS)})")
     setup, metrics = SETUPS[kind]
@@ -199,7 +250,7 @@ def run(kind: str, out: str | Path, overrides: dict | None = None, device: str =
         cfg = replace(cfg, epochs=None)
     dev = pick_device(device)
     commit = git_commit()                          # the code this run starts from
-    model, loss_fn, n = setup(dev)
+    model, loss_fn, n = setup(dev, vae_weights) if kind == "latent" else setup(dev)
     result = train(model, loss_fn, n, cfg, out=out, kind=kind, resume=resume, progress=progress)
     final = result.ema if result.ema is not None else result.model
     rec = {"model": kind, "command": command, "git_commit": commit, "resumed": resume,
@@ -207,5 +258,7 @@ def run(kind: str, out: str | Path, overrides: dict | None = None, device: str =
            "wall_time_s": round(result.seconds, 1), "steps": result.steps,   # of this call, if resumed
            "parameters": sum(p.numel() for p in final.parameters()), "hardware": hardware(dev),
            "train": asdict(cfg), "metrics": metrics(final, out), "loss_history": result.history}
+    if kind == "latent":
+        rec["vae_weights"] = str(vae_weights) if vae_weights else "bundled (fashiondiff/weights/vae)"
     save_json(Path(out) / "record.json", rec)
     return rec

@@ -1,5 +1,5 @@
-"""Interactive widgets for the notebooks: the forward-process explorer of notebook 03 and the sample
-explorer of notebook 04.
+"""Interactive widgets for the notebooks: the forward-process explorer of notebook 03, the sample
+explorer of notebooks 04 and 07, and the latent-space walk of notebook 05.
 
 ``NoiseExplorer`` shows x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (DDPM eq. 4, Ho et al. 2020) for a row of
 images, with a slider for t, a choice of T and of schedule (linear, or cosine as in Nichol & Dhariwal 2021).
@@ -118,4 +118,41 @@ class SampleExplorer:
         self.current = generate(self.kind, self.model, labels, self.sampler.value, self.steps.value,
                                 self.guidance.value, seed=self.seed.value)                   # (n, C, H, W)
         self.image.value = _png(self.current)
+        self.redraws += 1
+
+
+class LatentInterpolator:
+    """Walk in a VAE's latent space between two test images: z = (1 - a) z_first + a z_second, decoded.
+
+    Display ``explorer.widget``; ``explorer.current`` is the (1, 1, 28, 28) image decoded last and
+    ``explorer.redraws`` counts the draws. The two images are the first test image of each chosen class.
+    """
+
+    def __init__(self, vae, first: int = 7, second: int = 9, alpha: float = 0.5):
+        self.vae = vae.eval()
+        split = data.load_split("test")
+        self._first_of = {c: int((split.labels == c).nonzero()[0]) for c in range(len(data.CLASSES))}
+        self._split = split
+        options = [(name, i) for i, name in enumerate(data.CLASSES)]
+        self.first = W.Dropdown(options=options, value=first, description="from")
+        self.second = W.Dropdown(options=options, value=second, description="to")
+        self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.1, description="a")
+        self.image = W.Image(format="png")
+        self.widget = W.VBox([W.HBox([self.first, self.second]), self.alpha, self.image])
+        self.redraws = 0
+        for control in (self.first, self.second, self.alpha):
+            control.observe(self._redraw, names="value")
+        self._redraw()
+
+    def endpoints(self) -> torch.Tensor:
+        """The two chosen test images, (2, 1, 28, 28) in [-1, 1]."""
+        idx = [self._first_of[self.first.value], self._first_of[self.second.value]]
+        return data.to_float(self._split.images[idx], 28)
+
+    def _redraw(self, change=None) -> None:
+        x = self.endpoints()                                                            # (2, 1, 28, 28)
+        z = self.vae.encode(x.to(self.vae.latent_mean.device))                          # (2, C, 7, 7)
+        a = self.alpha.value
+        self.current = self.vae.decode((1 - a) * z[:1] + a * z[1:]).cpu()               # (1, 1, 28, 28)
+        self.image.value = _png(torch.cat([x[:1], self.current, x[1:]]), size=1.4)
         self.redraws += 1

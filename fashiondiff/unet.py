@@ -1,0 +1,153 @@
+"""The latent track's denoiser: a small UNet over C x 7 x 7 VAE latents that predicts the noise eps.
+
+    latent (N, C, 7, 7) -> conv -> [ResBlock] 7x7 -> down -> [ResBlock, CrossAttention] 4x4
+                        -> down -> [ResBlock, CrossAttention] 2x2 -> middle -> the same back up,
+                        each decoder level concatenating the encoder's output at its size (skip connections)
+
+Downsampling is a stride-2 convolution with padding 1 (7 -> 4 -> 2); upsampling is nearest-neighbour to the
+skip's exact size (2 -> 4 -> 7) followed by a 3x3 convolution (Ronneberger et al. 2015; Ho et al. 2020).
+
+Conditioning reaches every position twice:
+  * ``LatentResBlock``: the timestep embedding plus the class embedding gives a per-channel scale and shift
+    after the second GroupNorm (adaptive GroupNorm, Dhariwal & Nichol 2021, sec. 3);
+  * ``CrossAttention``: every latent position (query) attends over a *context* of ``context_tokens`` tokens
+    made from the class (Rombach et al. 2022, sec. 3.3). With a single context token the softmax over keys is
+    1 whatever the query, and the layer collapses to adding W_o W_v c: a per-class bias (notebook 06).
+Label ``n_classes`` is the null label of classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .embeddings import ClassEmbedding, TimestepEmbedding
+from .vae import norm
+
+
+class LatentResBlock(nn.Module):
+    """Residual block with the conditioning vector ``emb`` (N, E) as scale and shift of the second norm:
+    h = conv(SiLU(GN(x))); h = conv(SiLU(GN(h) * (1 + scale) + shift)); out = skip(x) + h."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int):
+        super().__init__()
+        self.norm1, self.conv1 = norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * c_out)
+        self.norm2, self.conv2 = norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)                            # start as the identity (skip only)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))                        # (N, c_out, H, W)
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)   # (N, c_out, 1, 1) each
+        h = self.norm2(h) * (1 + scale) + shift                      # (N, c_out, H, W)
+        h = self.conv2(F.silu(h))                                    # (N, c_out, H, W)
+        return self.skip(x) + h                                      # (N, c_out, H, W)
+
+
+class CrossAttention(nn.Module):
+    """Queries from the H*W positions of x, keys and values from ``context`` (N, K, D_ctx):
+
+        out = x + W_o softmax(Q K^T / sqrt(d)) V,  Q = W_q GN(x), K = W_k c, V = W_v c   (per head)
+    """
+
+    def __init__(self, channels: int, context_dim: int, heads: int = 4):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.norm = norm(channels)
+        self.q = nn.Linear(channels, channels, bias=False)
+        self.kv = nn.Linear(context_dim, 2 * channels, bias=False)
+        self.out = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)             # (N, H*W, C)
+        q = self.q(tokens).unflatten(-1, (self.heads, -1)).transpose(1, 2)          # (N, heads, H*W, C/heads)
+        k, v = self.kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (N, heads, K, C/heads) each
+        a = F.scaled_dot_product_attention(q, k, v)                  # (N, heads, H*W, C/heads)
+        a = self.out(a.transpose(1, 2).flatten(2))                   # (N, H*W, C)
+        return x + a.transpose(1, 2).reshape(n, c, h, w)             # (N, C, H, W)
+
+
+class ClassContext(nn.Module):
+    """(N,) labels -> (N, K, D) context tokens: the class's embedding split into K tokens, plus a learned
+    embedding per token position so the tokens differ even for the null class."""
+
+    def __init__(self, n_classes: int, tokens: int, dim: int):
+        super().__init__()
+        self.tokens, self.dim = tokens, dim
+        self.label = ClassEmbedding(n_classes, tokens * dim)
+        self.position = nn.Parameter(torch.randn(tokens, dim) * 0.02)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.label(y).view(-1, self.tokens, self.dim) + self.position   # (N, K, D)
+
+
+class Level(nn.Module):
+    """One resolution of the UNet: a LatentResBlock, optionally followed by CrossAttention."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, context_dim: int, heads: int, attention: bool):
+        super().__init__()
+        self.res = LatentResBlock(c_in, c_out, emb_dim)
+        self.attn = CrossAttention(c_out, context_dim, heads) if attention else None
+
+    def forward(self, x, emb, context):
+        x = self.res(x, emb)                                         # (N, c_out, H, W)
+        return self.attn(x, context) if self.attn is not None else x
+
+
+class LatentUNet(nn.Module):
+    """eps_theta(z_t, t, y) for z_t (N, C, 7, 7), t (N,) in 1..T, y (N,) in 0..n_classes (n_classes = null)."""
+
+    def __init__(self, latent_channels: int = 4, widths: tuple[int, int, int] = (64, 128, 128), emb_dim: int = 256,
+                 context_tokens: int = 4, context_dim: int = 64, heads: int = 4, attention_7x7: bool = False,
+                 n_classes: int = 10, timesteps: int = 1000, schedule: str = "linear"):
+        super().__init__()
+        self.config = dict(latent_channels=latent_channels, widths=list(widths), emb_dim=emb_dim,
+                           context_tokens=context_tokens, context_dim=context_dim, heads=heads,
+                           attention_7x7=attention_7x7, n_classes=n_classes, timesteps=timesteps,
+                           schedule=schedule, prediction="eps")
+        w1, w2, w3 = widths
+        lv = lambda ci, co, attn: Level(ci, co, emb_dim, context_dim, heads, attn)  # noqa: E731
+        self.time = TimestepEmbedding(emb_dim, scale=1000 / timesteps)
+        self.label = ClassEmbedding(n_classes, emb_dim)
+        self.context = ClassContext(n_classes, context_tokens, context_dim)
+        self.conv_in = nn.Conv2d(latent_channels, w1, 3, padding=1)
+        self.enc7, self.down4 = lv(w1, w1, attention_7x7), nn.Conv2d(w1, w2, 3, stride=2, padding=1)
+        self.enc4, self.down2 = lv(w2, w2, True), nn.Conv2d(w2, w3, 3, stride=2, padding=1)
+        self.enc2 = lv(w3, w3, True)
+        self.mid1, self.mid2 = lv(w3, w3, True), lv(w3, w3, False)
+        self.dec2 = lv(2 * w3, w3, True)
+        self.up4, self.dec4 = nn.Conv2d(w3, w2, 3, padding=1), lv(2 * w2, w2, True)
+        self.up7, self.dec7 = nn.Conv2d(w2, w1, 3, padding=1), lv(2 * w1, w1, attention_7x7)
+        self.norm_out, self.conv_out = norm(w1), nn.Conv2d(w1, latent_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def check(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
+        c = self.config["latent_channels"]
+        if z.ndim != 4 or tuple(z.shape[1:]) != (c, 7, 7):
+            raise ValueError(f"LatentUNet expects latents of shape (N, {c}, 7, 7), got {tuple(z.shape)}")
+        if t.shape != (len(z),) or y.shape != (len(z),):
+            raise ValueError(f"t and y must have shape ({len(z)},), got {tuple(t.shape)} and {tuple(y.shape)}")
+        if not torch.compiler.is_compiling() and (y.min() < 0 or y.max() > self.config["n_classes"]):
+            raise ValueError(f"labels must be in 0..{self.config['n_classes']} ({self.config['n_classes']} = no label)")
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.check(z, t, y)
+        emb = self.time(t) + self.label(y)                           # (N, E)
+        ctx = self.context(y)                                        # (N, K, D)
+        h7 = self.enc7(self.conv_in(z), emb, ctx)                    # (N, w1, 7, 7)
+        h4 = self.enc4(self.down4(h7), emb, ctx)                     # (N, w2, 4, 4)
+        h2 = self.enc2(self.down2(h4), emb, ctx)                     # (N, w3, 2, 2)
+        h = self.mid2(self.mid1(h2, emb, ctx), emb, ctx)             # (N, w3, 2, 2)
+        h = self.dec2(torch.cat([h, h2], 1), emb, ctx)               # (N, w3, 2, 2)
+        h = self.up4(F.interpolate(h, size=h4.shape[-2:]))           # (N, w2, 4, 4)
+        h = self.dec4(torch.cat([h, h4], 1), emb, ctx)               # (N, w2, 4, 4)
+        h = self.up7(F.interpolate(h, size=h7.shape[-2:]))           # (N, w1, 7, 7)
+        h = self.dec7(torch.cat([h, h7], 1), emb, ctx)               # (N, w1, 7, 7)
+        return self.conv_out(F.silu(self.norm_out(h)))               # (N, C, 7, 7)

@@ -1,0 +1,191 @@
+"""The latent track: the VAE, the UNet and its cross-attention, DDIM with eta, guidance, and the bundled pipeline."""
+import pytest
+import torch
+from torch.testing import assert_close
+
+from fashiondiff.diffusion import diffusion_loss, predict, sample
+from fashiondiff.latent import LatentDiffusion
+from fashiondiff.schedule import NoiseSchedule
+from fashiondiff.training import TrainConfig, train
+from fashiondiff.unet import CrossAttention, LatentUNet
+from fashiondiff.vae import VAE, kl_divergence
+from conftest import needs_data
+
+SMALL_VAE = dict(latent_channels=4, widths=(8, 16, 16))
+SMALL_UNET = dict(latent_channels=4, widths=(16, 32, 32), emb_dim=32, context_tokens=3, context_dim=16, heads=2)
+
+
+def randomise(model, std=0.05):
+    """Zero-initialised output layers make an untrained model ignore its inputs; give them weights."""
+    torch.manual_seed(1)
+    for name, p in model.named_parameters():
+        if "conv2" in name or "conv_out" in name:
+            torch.nn.init.normal_(p, std=std)
+    return model
+
+
+def test_vae_shapes_and_round_trip_of_the_latent_scale():
+    vae = VAE(**SMALL_VAE).eval()
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    mean, logvar = vae.posterior(x)
+    assert mean.shape == logvar.shape == (5, 4, 7, 7)
+    x_hat, mse, kl = vae(x)
+    assert x_hat.shape == (5, 1, 28, 28) and mse.ndim == kl.ndim == 0
+    vae.latent_mean.fill_(0.3)
+    vae.latent_scale.fill_(2.5)
+    z = torch.randn(5, 4, 7, 7)
+    assert_close(vae.unscale(vae.scale(z)), z)
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        vae.posterior(torch.randn(2, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"\(N, 4, 7, 7\)"):
+        vae.decode(torch.randn(2, 8, 7, 7))
+
+
+def test_kl_matches_the_closed_form_of_two_gaussians():
+    mean, logvar = torch.randn(1000, dtype=torch.float64), torch.randn(1000, dtype=torch.float64)
+    q = torch.distributions.Normal(mean, (0.5 * logvar).exp())
+    p = torch.distributions.Normal(torch.zeros(1000, dtype=torch.float64), torch.ones(1000, dtype=torch.float64))
+    assert_close(kl_divergence(mean, logvar), torch.distributions.kl_divergence(q, p))
+    assert kl_divergence(torch.zeros(3), torch.zeros(3)).abs().max() == 0        # q = prior: nothing to pay
+
+
+def test_kl_is_the_expected_log_ratio_on_samples():
+    # KL = E_q[log q(z) - log p(z)], estimated by Monte Carlo on 200,000 samples.
+    mean, logvar = torch.tensor(0.7, dtype=torch.float64), torch.tensor(-1.2, dtype=torch.float64)
+    q = torch.distributions.Normal(mean, (0.5 * logvar).exp())
+    z = q.sample((200_000,), )
+    mc = (q.log_prob(z) - torch.distributions.Normal(0.0, 1.0).log_prob(z)).mean()
+    assert abs(float(mc - kl_divergence(mean, logvar))) < 0.01
+
+
+def test_fitted_latent_scale_gives_unit_variance():
+    torch.manual_seed(0)
+    vae = VAE(**SMALL_VAE).eval()
+    x = torch.rand(300, 1, 28, 28) * 2 - 1
+    vae.fit_latent_stats(x[:200])
+    z = vae.encode(x[200:], sample=True, generator=torch.Generator().manual_seed(5))   # a batch it has not seen
+    assert abs(float(z.std()) - 1) < 0.1
+    assert z.mean(dim=(0, 2, 3)).abs().max() < 0.15
+    assert float(vae.latent_scale) != 1.0
+
+
+def test_cross_attention_depends_on_the_query_and_on_the_context():
+    torch.manual_seed(0)
+    attn = CrossAttention(channels=16, context_dim=8, heads=2)
+    x = torch.randn(2, 16, 4, 4)
+    ctx = torch.randn(2, 5, 8)
+    delta = attn(x, ctx) - x                                               # what attention adds, (2, 16, 4, 4)
+    per_position = delta.flatten(2)                                        # (2, 16, 16 positions)
+    assert (per_position - per_position[:, :, :1]).abs().max() > 1e-3     # different queries, different outputs
+    other = attn(x, torch.randn(2, 5, 8)) - x
+    assert (other - delta).abs().max() > 1e-3                             # and the context matters
+
+
+def test_one_context_token_makes_cross_attention_ignore_its_query():
+    # softmax over a single key is 1: every position receives the same W_o W_v c, a per-example bias.
+    torch.manual_seed(0)
+    attn = CrossAttention(channels=16, context_dim=8, heads=2)
+    x, ctx = torch.randn(2, 16, 4, 4), torch.randn(2, 1, 8)
+    delta = (attn(x, ctx) - x).flatten(2)                                  # (2, 16, 16)
+    assert_close(delta, delta[:, :, :1].expand_as(delta))
+    bias = attn.out(attn.kv(ctx)[..., 16:])                                # W_o W_v c, (2, 1, 16)
+    assert_close(delta[:, :, 0], bias[:, 0])
+
+
+def test_unet_shapes_skips_and_conditioning():
+    unet = randomise(LatentUNet(**SMALL_UNET)).eval()
+    z = torch.randn(1, 4, 7, 7).repeat(3, 1, 1, 1)
+    out = unet(z, torch.tensor([500, 500, 10]), torch.tensor([2, 9, 2]))
+    assert out.shape == (3, 4, 7, 7)
+    assert (out[0] - out[1]).abs().mean() > 1e-4                          # the class changes the prediction
+    assert (out[0] - out[2]).abs().mean() > 1e-4                          # and so does t
+    assert ((out[0] - out[1]).abs().sum(0) > 0).all()                     # at every latent position
+    with pytest.raises(ValueError, match=r"\(N, 4, 7, 7\)"):
+        unet(torch.randn(2, 4, 8, 8), torch.tensor([1, 2]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="labels must be in 0..10"):
+        unet(torch.randn(2, 4, 7, 7), torch.tensor([1, 2]), torch.tensor([0, 11]))
+
+
+def test_untrained_unet_predicts_zero():
+    unet = LatentUNet(**SMALL_UNET)
+    assert unet(torch.randn(2, 4, 7, 7), torch.tensor([3, 900]), torch.tensor([1, 10])).abs().max() == 0
+
+
+def test_guidance_zero_is_unconditional_and_one_is_conditional():
+    unet = randomise(LatentUNet(**SMALL_UNET)).eval()
+    z, t, y = torch.randn(4, 4, 7, 7), torch.tensor([10, 200, 500, 999]), torch.tensor([0, 3, 5, 9])
+    null = torch.full_like(y, 10)
+    with torch.no_grad():
+        cond, uncond = unet(z, t, y), unet(z, t, null)
+        assert_close(predict(unet, z, t, y, 0.0), uncond)
+        assert_close(predict(unet, z, t, y, 1.0), cond)
+        assert_close(predict(unet, z, t, y, 3.0), uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
+
+
+def test_ddim_noise_at_eta_one_is_the_posterior_variance():
+    s = NoiseSchedule(1000, "linear")
+    t = torch.arange(2, 1001)
+    ab_t, ab_s = s.abar[t], s.abar[t - 1]
+    sigma2 = (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)                   # Song et al. eq. 16, eta = 1
+    _, var = s.posterior(torch.zeros(len(t), 1, dtype=torch.float64), torch.zeros(len(t), 1, dtype=torch.float64), t)
+    assert_close(sigma2, var.flatten().double(), rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0"])
+def test_ddim_with_eta_one_over_all_steps_is_ddpm(prediction):
+    # With every timestep and eta = 1, DDIM's update is DDPM's posterior step: same seed, same samples.
+    unet = randomise(LatentUNet(**{**SMALL_UNET, "timesteps": 50})).eval()
+    s = NoiseSchedule(50, "linear")
+    y = torch.tensor([1, 4, 10])
+    run = lambda **kw: sample(unet, s, y, (4, 7, 7), prediction=prediction, clip=None,  # noqa: E731
+                              generator=torch.Generator().manual_seed(3), **kw)
+    assert_close(run(sampler="ddim", eta=1.0), run(sampler="ddpm"), atol=1e-4, rtol=1e-4)
+    assert (run(sampler="ddim", eta=0.0) - run(sampler="ddpm")).abs().max() > 1e-2
+
+
+def test_ddim_eta_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="eta"):
+        sample(LatentUNet(**SMALL_UNET), NoiseSchedule(10), torch.tensor([1]), (4, 7, 7), sampler="ddim", eta=1.5)
+
+
+def test_latent_pipeline_checks_channels_and_trains():
+    with pytest.raises(ValueError, match="latent channels"):
+        LatentDiffusion(SMALL_VAE, {**SMALL_UNET, "latent_channels": 8})
+    model = LatentDiffusion(SMALL_VAE, SMALL_UNET)
+    vae_before = {k: v.clone() for k, v in model.vae.state_dict().items()}
+    torch.manual_seed(0)
+    z0 = torch.randn(1, 4, 7, 7).repeat(64, 1, 1, 1) * 0.5 + torch.linspace(-1, 1, 7)   # a learnable structure
+    y = torch.arange(64) % 10
+    schedule = NoiseSchedule(1000, "linear")
+
+    def loss_fn(m, idx, gen):
+        return diffusion_loss(m, schedule, z0[idx], y[idx], gen, prediction="eps")
+
+    res = train(model, loss_fn, 64, TrainConfig(max_steps=60, batch_size=32, lr=2e-3, warmup_steps=5,
+                                                 ema_decay=None, checkpoint_every=0, log_every=10), progress=False)
+    assert res.history[-1][1] < 0.8 * res.history[0][1]
+    for k, v in model.vae.state_dict().items():                           # the VAE stays frozen
+        assert torch.equal(v, vae_before[k])
+
+
+def test_vae_training_lowers_the_loss():
+    torch.manual_seed(0)
+    vae = VAE(**SMALL_VAE)
+    protos = torch.nn.functional.interpolate(torch.rand(4, 1, 7, 7) * 2 - 1, size=28, mode="bilinear")
+    x = protos.repeat(16, 1, 1, 1)                                          # 4 smooth images, 16 copies each
+
+    def loss_fn(m, idx, gen):
+        return m.loss(x[idx], gen)
+
+    res = train(vae, loss_fn, 64, TrainConfig(max_steps=40, batch_size=32, lr=3e-3, warmup_steps=5, ema_decay=None,
+                                               checkpoint_every=0, log_every=10), progress=False)
+    assert res.history[-1][1] < 0.7 * res.history[0][1]
+
+
+@needs_data
+def test_bundled_latent_pipeline_reaches_conditional_accuracy():
+    """Regression guard for the sampler and the weights: 500 samples at the defaults, the bundled classifier."""
+    from fashiondiff.pipelines import evaluate_model, load_model
+    model = load_model("latent", device="cpu")
+    r = evaluate_model("latent", model, n=500, seed=0)
+    assert r["cond_acc"] >= 0.90, r
