@@ -18,10 +18,15 @@ from .vae import VAE
 
 
 class LatentDiffusion(nn.Module):
-    def __init__(self, vae: dict, unet: dict):
+    def __init__(self, vae: dict, unet: dict, **derived):
+        """``vae`` and ``unet``: the two parts' configs. ``derived`` (timesteps, schedule, prediction) is what
+        ``config`` repeats from the UNet's config for the samplers; given back on loading, it must agree."""
         super().__init__()
         self.config = {"vae": dict(vae), "unet": dict(unet), "timesteps": unet.get("timesteps", 1000),
                        "schedule": unet.get("schedule", "linear"), "prediction": "eps"}
+        for key, value in derived.items():
+            if key not in self.config or self.config[key] != value:
+                raise ValueError(f"latent config: {key} = {value!r} does not match the UNet's ({self.config.get(key)!r})")
         self.vae = VAE(**vae).requires_grad_(False)
         self.unet = LatentUNet(**unet)
         if self.unet.config["latent_channels"] != self.vae.latent_channels:
