@@ -28,6 +28,12 @@ def run(*args, cwd=None):
     (["train", "nonsense"], "invalid choice"),
     (["generate", "transformer", "--sampler", "euler", "--out", "x.png"], "invalid choice"),
     (["generate", "transformer", "--guidance-interval", "6,1", "--out", "x.png"], "LO <= HI"),
+    (["generate", "latent", "--steps", "1001", "--out", "x.png"], "--steps"),
+    (["generate", "latent", "--eta", "1.5", "--out", "x.png"], "--eta must be between 0 and 1"),
+    (["generate", "latent", "--sampler", "ddpm", "--eta", "0.5", "--out", "x.png"], "--eta applies to --sampler ddim"),
+    (["evaluate", "latent", "--guidance", "-0.5"], "--guidance"),
+    (["train", "transformer", "--vae-weights", "somewhere", "--max-steps", "1"], "--vae-weights only applies"),
+    (["train", "latent", "--vae-weights", "no_such_dir", "--max-steps", "1"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     r = run(*args, cwd=tmp_path)
@@ -84,3 +90,28 @@ def test_evaluate_transformer_json_small():
     scores = json.loads(r.stdout)
     assert {"fid", "real_fid", "ratio", "cond_acc", "n", "sampler", "steps", "guidance"} <= set(scores)
     assert scores["n"] == 100 and scores["steps"] == 10
+
+
+def test_generate_latent_npz_holds_28x28_images(tmp_path):
+    out = tmp_path / "s.npz"
+    r = run("generate", "latent", "--classes", "sneaker", "--n-per-class", "2", "--steps", "10", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    z = np.load(out)
+    assert z["images"].dtype == np.uint8 and z["images"].shape == (2, 28, 28)
+    assert z["labels"].tolist() == [7, 7]
+
+
+@needs_data
+def test_evaluate_latent_json_reports_the_sampling_settings():
+    r = run("evaluate", "latent", "--n", "100", "--steps", "10", "--eta", "0.5", "--json")
+    assert r.returncode == 0, r.stderr
+    scores = json.loads(r.stdout)
+    assert {"fid", "real_fid", "ratio", "cond_acc", "n", "sampler", "steps", "guidance", "eta"} <= set(scores)
+    assert (scores["n"], scores["steps"], scores["eta"], scores["sampler"]) == (100, 10, 0.5, "ddim")
+
+
+def test_a_vae_given_to_the_latent_generator_is_refused(tmp_path):
+    from fashiondiff.pipelines import bundled
+    r = run("generate", "latent", "--weights", str(bundled("vae")), "--out", "x.png", cwd=tmp_path)
+    assert r.returncode == 2 and "holds 'vae' weights, not 'latent'" in r.stderr
+    assert "Traceback" not in r.stderr and not list(tmp_path.iterdir())

@@ -67,3 +67,54 @@ def test_default_images_are_one_per_class_from_the_test_split():
     assert ex.current.shape == (6, 1, 16, 16)
     assert ex.images.min() >= -1 and ex.images.max() <= 1
     assert len({tuple(im.flatten()[:50].tolist()) for im in ex.images}) == 6
+
+
+def tiny_latent_model():
+    """A small random latent pipeline whose output depends on the class (the zero-initialised last layer is
+    randomised, so that the sample panel has something to redraw)."""
+    from fashiondiff.latent import LatentDiffusion
+    torch.manual_seed(0)
+    model = LatentDiffusion(dict(latent_channels=4, widths=(8, 16, 32)),
+                            dict(latent_channels=4, widths=(8, 16, 16), emb_dim=32, context_tokens=2, context_dim=16))
+    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.3)
+    return model.eval()
+
+
+def test_sample_panel_for_the_latent_model_redraws_on_class_guidance_and_steps():
+    from fashiondiff.pipelines import SAMPLING
+    from fashiondiff.widgets import SampleExplorer
+    ex = SampleExplorer(tiny_latent_model(), "latent", n=2, label=7)
+    assert ex.steps.max == 1000 and ex.steps.value == SAMPLING["latent"]["steps"]
+    assert ex.current.shape == (2, 1, 28, 28) and ex.redraws == 1
+    first, png = ex.current.clone(), bytes(ex.image.value)
+    ex.label.value = 1
+    assert ex.redraws == 2 and not torch.equal(ex.current, first)
+    ex.label.value = 7
+    torch.testing.assert_close(ex.current, first)                    # same settings, same images
+    ex.guidance.value = 0.0                                           # unconditional: the class stops mattering
+    uncond = ex.current.clone()
+    ex.label.value = 3
+    torch.testing.assert_close(ex.current, uncond)
+    ex.steps.value = 5
+    assert ex.redraws == 6 and not torch.equal(ex.current, uncond)
+    assert bytes(ex.image.value).startswith(PNG) and bytes(ex.image.value) != png
+
+
+@needs_data
+def test_latent_interpolator_ends_at_the_two_reconstructions_and_redraws_between():
+    from fashiondiff.vae import VAE
+    from fashiondiff.widgets import LatentInterpolator
+    torch.manual_seed(0)
+    vae = VAE(latent_channels=4, widths=(8, 16, 32))
+    ex = LatentInterpolator(vae, first=7, second=9, alpha=0.0)
+    ends = ex.endpoints()
+    assert ends.shape == (2, 1, 28, 28) and ex.redraws == 1
+    recon = vae.decode(vae.encode(ends))
+    torch.testing.assert_close(ex.current, recon[:1])
+    ex.alpha.value = 1.0
+    torch.testing.assert_close(ex.current, recon[1:])
+    ex.alpha.value = 0.5
+    assert ex.redraws == 3
+    torch.testing.assert_close(ex.current, vae.decode(vae.encode(ends).mean(0, keepdim=True)))
+    ex.first.value = 1                                                # a trouser at the other end now
+    assert ex.redraws == 4 and not torch.equal(ex.endpoints()[0], ends[0])
