@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 WEIGHTS = "model.safetensors"
@@ -37,10 +37,30 @@ def _atomic(path: Path, write) -> None:
             os.remove(tmp)
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Write a dict of tensors as safetensors, atomically."""
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> None:
+    """Write a dict of tensors as safetensors, atomically; ``meta`` (JSON-able) goes into the same file's header,
+    so tensors and metadata can never disagree after a crash."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp))
+    header = {"json": json.dumps(meta)} if meta is not None else None
+    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=header))
+
+
+def load_meta(path: str | Path) -> dict | None:
+    """The ``meta`` that ``save_tensors`` stored in a safetensors file's header (None when there is none)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a valid safetensors file ({e}); it may be truncated") from None
+    return json.loads(header["json"]) if "json" in header else None
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder`` (never a real file); returns them."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
 
 
 def save_json(path: str | Path, obj) -> None:

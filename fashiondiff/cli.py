@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vae-weights", type=Path, default=None, help="latent: the VAE to work with (default: bundled)")
     t.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-eval", action="store_true", help="skip the measurements after training (quick runs)")
 
     g = sub.add_parser("generate", help="sample images from a diffusion model")
     g.add_argument("model", choices=GENERATORS)
@@ -107,9 +108,15 @@ def cmd_train(a) -> int:
     command = "fashiondiff " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     if a.vae_weights is not None and a.model != "latent":
         raise UsageError("--vae-weights only applies to `train latent`")
-    rec = recipes.run(a.model, out, overrides, device=a.device, resume=a.resume, progress=not a.no_progress,
-                      command=command, vae_weights=a.vae_weights)
-    print(json.dumps({"out": str(out), "wall_time_s": rec["wall_time_s"], "steps": rec["steps"], **rec["metrics"]}))
+    try:
+        rec = recipes.run(a.model, out, overrides, device=a.device, resume=a.resume, progress=not a.no_progress,
+                          command=command, vae_weights=a.vae_weights, measure=not a.no_eval)
+    finally:                                         # under torchrun: leave the process group cleanly
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if rec is not None:                              # rank 0 (or the only process) reports
+        print(json.dumps({"out": str(out), "wall_time_s": rec["wall_time_s"], "steps": rec["steps"], **rec["metrics"]}))
     return 0
 
 

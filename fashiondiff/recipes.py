@@ -25,7 +25,7 @@ from .diffusion import diffusion_loss
 from .schedule import NoiseSchedule
 from .transformer import EfficientTransformerDenoiser
 from .metrics import classifier_accuracy
-from .training import TrainConfig, pick_device, train
+from .training import TrainConfig, init_distributed, rank_and_world, train
 from .vae import VAE, kl_divergence
 
 DEFAULTS = {
@@ -88,7 +88,8 @@ def vae_setup(device: torch.device):
     model = VAE(**VAE_CONFIG).to(device, memory_format=torch.channels_last)
 
     def loss_fn(model, idx, gen):
-        return model.loss(x[idx.to(device)], gen)
+        _, mse, kl = model(x[idx.to(device)], gen)          # VAE.loss, called through forward (as DDP needs)
+        return mse + model.beta * kl
 
     return model, loss_fn, len(x)
 
@@ -239,25 +240,31 @@ def hardware(device: torch.device) -> dict:
 
 
 def run(kind: str, out: str | Path, overrides: dict | None = None, device: str = "auto", resume: bool = False,
-        progress: bool = True, command: str = "", vae_weights=None) -> dict:
+        progress: bool = True, command: str = "", vae_weights=None, measure: bool = True) -> dict | None:
     """Train ``kind`` with its defaults (``overrides`` replace fields of ``TrainConfig``), measure, record.
-    ``vae_weights``: the VAE the latent model works with (default: the bundled one)."""
+    ``vae_weights``: the VAE the latent model works with (default: the bundled one); ``measure=False`` skips
+    the measurements after training. Under torchrun every rank trains, and rank 0 alone measures, writes the
+    record and returns it (the other ranks return None)."""
     if kind not in SETUPS:
         raise ValueError(f"unknown model {kind!r} (allowed: {', '.join(SETUPS)})")
     setup, metrics = SETUPS[kind]
     cfg = replace(DEFAULTS[kind], **{k: v for k, v in (overrides or {}).items() if v is not None})
     if overrides and overrides.get("max_steps"):
         cfg = replace(cfg, epochs=None)
-    dev = pick_device(device)
+    dev = init_distributed(device)
+    rank, world = rank_and_world()
     commit = git_commit()                          # the code this run starts from
     model, loss_fn, n = setup(dev, vae_weights) if kind == "latent" else setup(dev)
-    result = train(model, loss_fn, n, cfg, out=out, kind=kind, resume=resume, progress=progress)
+    result = train(model, loss_fn, n, cfg, out=out, kind=kind, resume=resume, progress=progress and rank == 0)
     final = result.ema if result.ema is not None else result.model
     rec = {"model": kind, "command": command, "git_commit": commit, "resumed": resume,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "wall_time_s": round(result.seconds, 1), "steps": result.steps,   # of this call, if resumed
-           "parameters": sum(p.numel() for p in final.parameters()), "hardware": hardware(dev),
-           "train": asdict(cfg), "metrics": metrics(final, out), "loss_history": result.history}
+           "parameters": sum(p.numel() for p in final.parameters()), "hardware": {**hardware(dev), "processes": world},
+           "train": asdict(cfg), "loss_history": result.history}
+    if rank > 0:
+        return None
+    rec["metrics"] = metrics(final, out) if measure else {}
     if kind == "latent":
         rec["vae_weights"] = str(vae_weights) if vae_weights else "bundled (fashiondiff/weights/vae)"
     save_json(Path(out) / "record.json", rec)

@@ -5,15 +5,22 @@ an exponential moving average (EMA) of the weights, a tqdm bar with the loss, an
 that ``resume`` continues from. The model-specific part is ``loss_fn(model, idx, generator)``: it gets
 the indices of one batch into the caller's in-memory data and a seeded generator for any noise.
 
-A checkpoint (``out/checkpoint/state.safetensors`` + ``state.json``) holds the weights, the EMA, the
-optimizer moments, the step and every random state, so a resumed run continues exactly where the
-saved one stood. Both files are written atomically (``fashiondiff.checkpoint``).
+A checkpoint (``out/checkpoint/state.safetensors``) holds the weights, the EMA, the optimizer moments, the
+random states and, in its header, the step and loss history, so a resumed run continues exactly where the
+saved one stood. It is written atomically (temporary file, fsync, rename: ``fashiondiff.checkpoint``), so a
+crash at any moment leaves the previous checkpoint intact; ``state.json`` beside it is a readable copy of the header.
+
+Several processes (``torchrun --nproc_per_node N -m fashiondiff train ...``): ``init_distributed`` joins the
+process group (gloo on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, every rank takes
+its 1/N share of each global batch (so the batch size stays as configured), gradients are averaged across ranks,
+and only rank 0 writes checkpoints, snapshots, weights and the progress bar.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,9 +28,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_json, load_tensors, save_json, save_tensors, save_weights
+from .checkpoint import load_json, load_meta, load_tensors, remove_stale_temporaries, save_json, save_tensors, save_weights
 
 
 @dataclass
@@ -112,6 +121,38 @@ def pick_device(device: str | None = "auto") -> torch.device:
     return torch.device(device)
 
 
+def init_distributed(device: str | None = "auto") -> torch.device:
+    """The device to train on. Under torchrun (``WORLD_SIZE`` > 1) also join the process group: nccl with one
+    GPU per process (``LOCAL_RANK``), gloo on CPU."""
+    dev = pick_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    elif dist.is_initialized() and dev.type == "cuda":
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(this process's rank, number of processes): (0, 1) outside torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class DDP(DistributedDataParallel):
+    """DistributedDataParallel that lets a loss function reach the model's own attributes (``model.label``,
+    ``model.beta``) as it would without the wrapper."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
+
+
 @dataclass
 class TrainResult:
     model: nn.Module                 # the raw weights after the last step
@@ -135,7 +176,7 @@ def _state(model, ema, opt, step, gen, history) -> tuple[dict, dict]:
 
 def _restore(folder: Path, model, ema, opt, gen) -> tuple[int, list]:
     t = load_tensors(folder / "state.safetensors")
-    meta = load_json(folder / "state.json")
+    meta = load_meta(folder / "state.safetensors") or load_json(folder / "state.json")  # the header (older: the JSON)
     model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     if ema is not None:
         ema.model.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
@@ -164,41 +205,57 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     steps_per_epoch = n_examples // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the data ({n_examples} examples)")
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    rank, world = rank_and_world()
+    if cfg.batch_size % world:
+        raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({world})")
+    torch.manual_seed(cfg.seed)                          # the same initial weights on every rank
+    gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * rank)     # but different noise
     device = next(model.parameters()).device
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     ckpt = Path(out) / "checkpoint" if out else None
     step, history = 0, []
     if resume:
-        if ckpt is None or not (ckpt / "state.json").is_file():
+        if ckpt is None or not (ckpt / "state.safetensors").is_file():
             raise ValueError(f"--resume: no checkpoint in {ckpt}")
+        if rank == 0:
+            remove_stale_temporaries(ckpt)               # left by a run that was killed while writing
         step, history = _restore(ckpt, model, ema, opt, gen)
+        if rank:                                         # the checkpoint holds rank 0's noise generator
+            gen.manual_seed(cfg.seed + 1 + 7919 * rank + step)
 
     def save():
-        if ckpt is not None:
+        if ckpt is not None and rank == 0:
             tensors, meta = _state(model, ema, opt, step, gen, history)
             meta.update(kind=kind, train=asdict(cfg), model_config=getattr(model, "config", {}))
-            save_tensors(ckpt / "state.safetensors", tensors)
-            save_json(ckpt / "state.json", meta)
+            save_tensors(ckpt / "state.safetensors", tensors, meta)
+            save_json(ckpt / "state.json", meta)           # a readable copy; resuming reads the header above
 
     interrupted = []
     old_handler = signal.getsignal(signal.SIGINT)
     if old_handler is signal.default_int_handler:        # Ctrl-C: finish the step, save, stop
         signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-    forward = torch.compile(model) if cfg.compile else model   # same parameters, fused kernels
+    net = DDP(model) if world > 1 else model            # averages the gradients across ranks
+    forward = torch.compile(net) if cfg.compile else net      # same parameters, fused kernels
     model.train()
     start, run_loss, run_n = time.time(), 0.0, 0
-    bar = tqdm(total=total, initial=step, disable=not progress, desc=f"train {kind}", dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, disable=not progress or rank > 0, desc=f"train {kind}", dynamic_ncols=True)
+
+    def stop_requested() -> bool:                        # Ctrl-C reaches every rank: agree on when to stop
+        if world == 1:
+            return bool(interrupted)
+        flag = torch.tensor([float(bool(interrupted))])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     try:
-        while step < total and not interrupted:
+        while step < total and not stop_requested():
             epoch, offset = divmod(step, steps_per_epoch)
             order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
             for b in range(offset, steps_per_epoch):
-                if step >= total or interrupted:
+                if step >= total or stop_requested():
                     break
-                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size][rank::world]    # this rank's share
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * lr_factor(step, total, cfg)
                 loss = loss_fn(forward, idx, gen)
@@ -212,13 +269,17 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
                 step += 1
                 run_loss, run_n = run_loss + loss.item(), run_n + 1
                 if step % cfg.log_every == 0 or step == total:
+                    if world > 1:                        # the mean over all ranks, i.e. over the global batch
+                        mean = torch.tensor([run_loss])
+                        dist.all_reduce(mean)
+                        run_loss = mean.item() / world
                     history.append((step, run_loss / run_n))
                     bar.set_postfix(loss=f"{run_loss / run_n:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
                     run_loss, run_n = 0.0, 0
                 bar.update(1)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     save()
-                if out is not None and cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                if out is not None and rank == 0 and cfg.snapshot_every and step % cfg.snapshot_every == 0:
                     snap = ema.model if ema is not None else model
                     save_tensors(Path(out) / "snapshots" / f"step_{step:06d}.safetensors", snap.state_dict())
     finally:
@@ -226,10 +287,10 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
         if old_handler is signal.default_int_handler:
             signal.signal(signal.SIGINT, old_handler)
     save()
-    if interrupted:
+    if interrupted or (world > 1 and step < total):
         raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved in {ckpt}")
     final = ema.model if ema is not None else model
-    if out is not None:
+    if out is not None and rank == 0:
         save_weights(out, final, kind, getattr(model, "config", {}))
     model.eval()
     return TrainResult(model, ema.model if ema else None, step, time.time() - start, history)

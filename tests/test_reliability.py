@@ -1,0 +1,88 @@
+"""Nothing is lost on a crash: SIGKILL after a checkpoint, then --resume, continues from the saved step and finishes;
+Ctrl-C saves a checkpoint before exiting; a killed writer never leaves a half-written file."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fashiondiff.checkpoint import load_meta, load_tensors, remove_stale_temporaries, save_tensors
+from conftest import needs_data
+
+TRAIN = ["-m", "fashiondiff", "train", "transformer", "--max-steps", "24", "--checkpoint-every", "6",
+         "--batch-size", "32", "--no-eval", "--no-progress", "--device", "cpu"]
+
+
+def saved_step(out) -> int:
+    path = out / "checkpoint" / "state.safetensors"
+    return load_meta(path)["step"] if path.is_file() else 0
+
+
+def start(out) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *TRAIN, "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(proc, out, timeout=300) -> None:
+    deadline = time.time() + timeout
+    while saved_step(out) == 0:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+@needs_data
+def test_sigkill_then_resume_continues_from_the_saved_step_and_finishes(tmp_path):
+    killed = tmp_path / "killed"
+    proc = start(killed)
+    wait_for_checkpoint(proc, killed)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    step = saved_step(killed)
+    assert 0 < step < 24 and step % 6 == 0
+    names = {p.name for p in (killed / "checkpoint").iterdir()}      # real files, or a writer's temporary
+    assert "state.safetensors" in names
+    assert all(n in ("state.safetensors", "state.json") or (n.startswith(".") and n.endswith(".tmp")) for n in names)
+    load_tensors(killed / "checkpoint" / "state.safetensors")        # complete and readable
+
+    r = subprocess.run([sys.executable, *TRAIN, "--out", str(killed), "--resume"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((killed / "record.json").read_text())
+    assert rec["resumed"] and rec["steps"] == 24 and saved_step(killed) == 24
+    assert not list((killed / "checkpoint").glob(".*.tmp"))
+
+    hist = json.loads((killed / "record.json").read_text())["loss_history"]
+    assert hist[-1][0] == 24 and all(a[0] < b[0] for a, b in zip(hist, hist[1:]))   # one history, no step twice
+
+
+@needs_data
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    proc = start(tmp_path)
+    wait_for_checkpoint(proc, tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err and "Traceback" not in err
+    step = saved_step(tmp_path)
+    assert step >= 6 and f"interrupted at step {step}" in err
+
+
+def test_a_killed_writer_leaves_only_a_temporary_file_which_resume_removes(tmp_path):
+    path = tmp_path / "state.safetensors"
+    save_tensors(path, {"w": torch.ones(3)}, {"step": 6})
+    (tmp_path / ".state.safetensors.abc123.tmp").write_bytes(b"half a file")      # what SIGKILL mid-write leaves
+    assert load_meta(path) == {"step": 6} and torch.equal(load_tensors(path)["w"], torch.ones(3))
+    assert [p.name for p in remove_stale_temporaries(tmp_path)] == [".state.safetensors.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.safetensors"]
+
+
+def test_tensors_and_their_metadata_live_in_one_file(tmp_path):
+    path = tmp_path / "x.safetensors"
+    save_tensors(path, {"a": torch.arange(4.0)}, {"step": 12, "history": [[6, 0.5], [12, 0.25]]})
+    assert load_meta(path) == {"step": 12, "history": [[6, 0.5], [12, 0.25]]}
+    save_tensors(path, {"a": torch.arange(4.0)})
+    assert load_meta(path) is None
