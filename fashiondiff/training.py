@@ -85,6 +85,9 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
 class EMA:
     """Exponential moving average of a model's weights: ``shadow <- decay * shadow + (1 - decay) * weights``.
 
+    With ``step`` given, the decay warms up as min(decay, (1 + step) / (10 + step)): without it, after n steps
+    a fraction decay^n of the *initial* weights stays in the average (0.9995^4680 = 9.6%; with a zero-initialised
+    output layer that shrinks every prediction by 10%, which deterministic DDIM cannot recover from).
     Sample from ``ema.model``: at the same step it is usually markedly better than the raw weights.
     """
 
@@ -93,9 +96,10 @@ class EMA:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int | None = None) -> None:
+        decay = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
         ema_p, p = list(self.model.parameters()), list(model.parameters())
-        torch._foreach_lerp_(ema_p, p, 1.0 - self.decay)
+        torch._foreach_lerp_(ema_p, p, 1.0 - decay)
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
             b_ema.copy_(b)
 
@@ -265,7 +269,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
                 if ema is not None:
-                    ema.update(model)
+                    ema.update(model, step)                 # warm-up: no memory of the initial weights
                 step += 1
                 run_loss, run_n = run_loss + loss.item(), run_n + 1
                 if step % cfg.log_every == 0 or step == total:
