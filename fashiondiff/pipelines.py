@@ -22,7 +22,7 @@ BUNDLED = Path(__file__).parent / "weights"
 MODELS = {"classifier": FashionClassifier}
 # How each generator samples when the command line does not say (chosen by measurement: notebooks 04 and 07).
 SAMPLING = {"transformer": dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval=(1, 6), eta=0.0),
-            "latent": dict(sampler="ddim", steps=25, guidance=2.0, guidance_interval="all", eta=1.0)}
+            "latent": dict(sampler="ddim", steps=25, guidance=2.5, guidance_interval=(1, 400), eta=1.0)}
 RESOLUTION = {"transformer": 16, "latent": 28}      # the size of the images each generator makes
 
 

@@ -91,7 +91,8 @@ class NoiseExplorer:
 
 
 class SampleExplorer:
-    """Regenerate samples of a trained diffusion model: class, seed, steps, sampler and guidance.
+    """Regenerate samples of a trained diffusion model: class, seed, steps, sampler, guidance w, and where w applies
+    (the default's interval of timesteps, plain conditional w = 1 outside it, or every step).
 
     Display ``explorer.widget``; ``explorer.current`` holds the (n, C, H, W) samples drawn last and
     ``explorer.redraws`` counts the draws. ``kind`` names the model's entry in ``pipelines.SAMPLING``.
@@ -106,17 +107,23 @@ class SampleExplorer:
         self.steps = W.IntSlider(value=opts["steps"], min=1, max=schedule_of(model).T, description="steps")
         self.sampler = W.Dropdown(options=("ddpm", "ddim"), value=opts["sampler"], description="sampler")
         self.guidance = W.FloatSlider(value=opts["guidance"], min=0.0, max=5.0, step=0.5, description="guidance")
+        interval = opts["guidance_interval"]                 # the default's, or "all"; w = 1 outside it
+        choices = [("every step", "all")] if interval in ("all", None) else \
+            [(f"t = {interval[0]}..{interval[1]}", tuple(interval)), ("every step", "all")]
+        self.interval = W.Dropdown(options=choices, value=choices[0][1], description="w at")
         self.image = W.Image(format="png")
-        self.widget = W.VBox([W.HBox([self.label, self.sampler]), self.seed, self.steps, self.guidance, self.image])
+        self.widget = W.VBox([W.HBox([self.label, self.sampler]), self.seed, self.steps,
+                              W.HBox([self.guidance, self.interval]), self.image])
         self.redraws = 0
-        for control in (self.label, self.seed, self.steps, self.sampler, self.guidance):
+        for control in (self.label, self.seed, self.steps, self.sampler, self.guidance, self.interval):
             control.observe(self._redraw, names="value")
         self._redraw()
 
     def _redraw(self, change=None) -> None:
         labels = torch.full((self.n,), self.label.value, dtype=torch.long)                  # (n,)
         self.current = generate(self.kind, self.model, labels, self.sampler.value, self.steps.value,
-                                self.guidance.value, seed=self.seed.value)                   # (n, C, H, W)
+                                self.guidance.value, seed=self.seed.value,
+                                guidance_interval=self.interval.value)                       # (n, C, H, W)
         self.image.value = _png(self.current)
         self.redraws += 1
 

@@ -91,12 +91,14 @@ def test_sample_panel_for_the_latent_model_redraws_on_class_guidance_and_steps()
     assert ex.redraws == 2 and not torch.equal(ex.current, first)
     ex.label.value = 7
     torch.testing.assert_close(ex.current, first)                    # same settings, same images
+    assert ex.interval.value == tuple(SAMPLING["latent"]["guidance_interval"])   # w = 1 outside it
+    ex.interval.value = "all"
     ex.guidance.value = 0.0                                           # unconditional: the class stops mattering
     uncond = ex.current.clone()
     ex.label.value = 3
     torch.testing.assert_close(ex.current, uncond)
     ex.steps.value = 5
-    assert ex.redraws == 6 and not torch.equal(ex.current, uncond)
+    assert ex.redraws == 7 and not torch.equal(ex.current, uncond)
     assert bytes(ex.image.value).startswith(PNG) and bytes(ex.image.value) != png
 
 
