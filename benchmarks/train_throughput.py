@@ -1,74 +1,123 @@
-"""Training throughput of the pixel-track denoiser (images/s at batch 128), linear vs softmax attention.
+"""Training throughput of every model in the course at its default batch size (images/s), with peak memory.
 
-    python benchmarks/train_throughput.py [--batch-size 128] [--steps 30] [--compile]
+    python benchmarks/train_throughput.py [--model all|classifier|transformer|vae|latent] [--steps 30]
+                                          [--compile default|on|off] [--device auto]
 
-Times full training steps (forward, backward, AdamW, EMA) on random data; prints one JSON line per
-variant and a summary. Nothing here is asserted by the test suite: timings depend on the machine.
+Each model's recipe (``fashiondiff.recipes``) builds the model, its data and its loss, and the same step as
+``fashiondiff.training.train`` is timed: forward, backward, gradient clipping, AdamW, EMA. The transformer is
+measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
+own process, so that each one's peak memory is its own.
+
+Prints one JSON line per measurement, then a summary. Peak memory on CPU is the process's peak resident set
+(``ru_maxrss``: the data in memory included) and, separately, how much a training step adds to what was resident
+before the first step; on CUDA, ``torch.cuda.max_memory_allocated``. Nothing here is asserted by the test suite:
+timings depend on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
+import sys
 import time
+from dataclasses import replace
 
 import torch
 
-from fashiondiff.diffusion import diffusion_loss
-from fashiondiff.schedule import NoiseSchedule
+from fashiondiff.recipes import DEFAULTS, SETUPS
 from fashiondiff.training import EMA, param_groups, pick_device
-from fashiondiff.transformer import EfficientTransformerDenoiser
+
+MODELS = ("classifier", "transformer", "vae", "latent")
 
 
-def throughput(attention: str, batch_size: int, steps: int, device, compile: bool = False) -> dict:
-    torch.manual_seed(0)
-    model = EfficientTransformerDenoiser(attention=attention).to(device)
-    ema = EMA(model, 0.999)
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=3e-4)
-    schedule = NoiseSchedule(10, "cosine")
-    x = torch.randn(batch_size, 1, 16, 16, device=device)
-    y = torch.randint(0, 10, (batch_size,), device=device)
+def resident_mb() -> float:
+    """This process's current resident set (Linux), in MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 20
+
+
+def training_step(kind: str, device: torch.device, compile: str = "default", attention: str | None = None):
+    """(step, model, cfg): ``step(i)`` runs training step i of ``kind``'s recipe as ``fashiondiff.training.train``
+    does (a random batch, forward, backward, clipping, AdamW, EMA); ``attention`` swaps the transformer's."""
+    cfg = DEFAULTS[kind]
+    model, loss_fn, n = SETUPS[kind][0](device)
+    if attention is not None:                              # the same recipe with the other attention
+        from fashiondiff.transformer import EfficientTransformerDenoiser
+        model = EfficientTransformerDenoiser(attention=attention).to(device)
+    use_compile = cfg.compile if compile == "default" else compile == "on"
+    ema = EMA(model, cfg.ema_decay)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    forward = torch.compile(model) if use_compile else model
     gen = torch.Generator().manual_seed(0)
-    step_model = torch.compile(model) if compile else model
-    step_model.label = model.label
+    model.train()
 
-    def step():
-        loss = diffusion_loss(step_model, schedule, x, y, gen)
+    def step(i: int) -> None:
+        idx = torch.randperm(n, generator=gen)[:cfg.batch_size]
+        loss = loss_fn(forward, idx, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        ema.update(model)
+        ema.update(model, i)
+    return step, model, replace(cfg, compile=use_compile)
 
-    for _ in range(5):  # warm-up (and compilation)
-        step()
+
+def throughput(kind: str, steps: int, device: torch.device, compile: str = "default", attention: str | None = None) -> dict:
+    step, model, cfg = training_step(kind, device, compile, attention)
+    use_compile = cfg.compile
+    before = resident_mb()
+    for i in range(5):                                     # warm-up (and compilation)
+        step(i)
     if device.type == "cuda":
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
+    for i in range(steps):
+        step(i)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {"model": "transformer", "attention": attention, "batch_size": batch_size, "compile": compile,
-            "images_per_s": round(batch_size * steps / seconds, 1), "device": str(device),
-            "threads": torch.get_num_threads(), "parameters": sum(p.numel() for p in model.parameters())}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # KB on Linux -> MB
+    memory = ({"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if device.type == "cuda" else
+              {"peak_rss_mb": round(peak, 1), "step_adds_mb": round(max(0.0, peak - before), 1)})
+    return {"benchmark": "train_throughput", "model": kind, **({"attention": attention or "linear"} if kind == "transformer" else {}),
+            "batch_size": cfg.batch_size, "compile": use_compile, "images_per_s": round(cfg.batch_size * steps / seconds, 1),
+            "seconds_per_step": round(seconds / steps, 4), "steps_timed": steps,
+            "parameters": sum(p.numel() for p in model.parameters()), **memory,
+            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--model", default="all", choices=("all",) + MODELS)
+    p.add_argument("--attention", default=None, choices=("linear", "softmax"), help="transformer only")
     p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--compile", default="default", choices=("default", "on", "off"),
+                   help="default: as the recipe trains (the transformer compiled, the others eager)")
     p.add_argument("--device", default="auto")
     a = p.parse_args()
-    device = pick_device(a.device)
-    results = [throughput(att, a.batch_size, a.steps, device, a.compile) for att in ("linear", "softmax")]
+    if a.model == "all":                                   # one process per measurement: separate peak memory
+        results = []
+        runs = [("classifier", None), ("transformer", "linear"), ("transformer", "softmax"), ("vae", None), ("latent", None)]
+        for kind, attention in runs:
+            cmd = [sys.executable, __file__, "--model", kind, "--steps", str(a.steps), "--compile", a.compile,
+                   "--device", a.device] + (["--attention", attention] if attention else [])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            line = next(s for s in out.splitlines() if s.startswith('{"benchmark"'))
+            results.append(json.loads(line))
+            print(line, flush=True)
+    else:
+        results = [throughput(a.model, a.steps, pick_device(a.device), a.compile,
+                              a.attention if a.model == "transformer" else None)]
+        print(json.dumps(results[0]))
     for r in results:
-        print(json.dumps(r))
-    for r in results:
-        print(f"{r['attention']:>8} attention: {r['images_per_s']:8.1f} images/s at batch {r['batch_size']} "
-              f"on {r['device']} ({r['threads']} threads)")
+        name = r["model"] + (f" ({r['attention']} attention)" if "attention" in r else "")
+        mem = (f"peak {r['peak_cuda_mb']} MB" if "peak_cuda_mb" in r else
+               f"peak RSS {r['peak_rss_mb']:.0f} MB, a step adds {r['step_adds_mb']:.0f} MB")
+        print(f"{name:>32}: {r['images_per_s']:7.1f} images/s at batch {r['batch_size']}"
+              f"{' (compiled)' if r['compile'] else ''}, {mem}")
 
 
 if __name__ == "__main__":

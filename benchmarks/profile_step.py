@@ -1,0 +1,57 @@
+"""Where a training step spends its time: a ``torch.profiler`` summary of the pixel transformer's (or another
+model's) training step at its default batch size, so that the next speed-up is chosen by measurement.
+
+    python benchmarks/profile_step.py [--model transformer|latent|vae|classifier] [--steps 5] [--rows 15]
+
+Profiles ``--steps`` eager steps (forward, backward, clipping, AdamW, EMA) after a warm-up, prints the operators
+that take the most CPU time (self time, so nothing is counted twice), then one JSON line with the top operators'
+shares and the share of all matrix products (mm, addmm, bmm, convolutions). Nothing is asserted by the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from fashiondiff.recipes import SETUPS
+from fashiondiff.training import pick_device
+from train_throughput import training_step                       # benchmarks/: the same step as the loop's
+
+MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::mkldnn_convolution",
+          "aten::convolution_backward", "aten::_convolution", "aten::baddbmm")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="transformer", choices=tuple(SETUPS))
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--rows", type=int, default=15)
+    p.add_argument("--device", default="auto")
+    a = p.parse_args()
+    device = pick_device(a.device)
+    step, model, cfg = training_step(a.model, device, compile="off")      # eager: the profiler sees every operator
+    for i in range(3):
+        step(i)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for i in range(a.steps):
+            step(i)
+    events = prof.key_averages()
+    print(events.table(sort_by="self_cpu_time_total", row_limit=a.rows))
+    total = sum(e.self_cpu_time_total for e in events)
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:a.rows]
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL)
+    print(json.dumps({"benchmark": "profile_step", "model": a.model, "batch_size": cfg.batch_size, "steps": a.steps,
+                      "ms_per_step": round(total / 1000 / a.steps, 2), "matmul_share": round(matmul / total, 3),
+                      "top": {e.key: round(e.self_cpu_time_total / total, 3) for e in top},
+                      "device": str(device), "threads": torch.get_num_threads()}))
+    print(f"{a.model}: {total / 1000 / a.steps:.1f} ms of operator self time per step at batch {cfg.batch_size}; "
+          f"matrix products and convolutions {100 * matmul / total:.0f}% of it; the top operator is {top[0].key} "
+          f"({100 * top[0].self_cpu_time_total / total:.0f}%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The scripts in benchmarks/ run and print what they promise: one JSON line per measurement, then a summary.
+Nothing is asserted about the timings themselves (they depend on the machine), only that they are measured."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import needs_data
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run(script: str, *args: str) -> tuple[list[dict], str]:
+    r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    records = [json.loads(s) for s in lines if s.startswith("{")]
+    summary = "\n".join(s for s in lines if not s.startswith("{"))
+    return records, summary
+
+
+def test_attention_cost_times_every_method_at_every_length():
+    records, summary = run("attention_cost.py", "--max-tokens", "64")
+    assert {(r["method"], r["tokens"]) for r in records} == {(m, n) for m in ("softmax", "sdpa", "linear") for n in (16, 32, 64)}
+    assert all(r["ms"] > 0 for r in records)
+    assert "linear" in summary
+
+
+@needs_data
+def test_train_throughput_reports_speed_and_memory():
+    records, summary = run("train_throughput.py", "--model", "classifier", "--steps", "2")
+    (r,) = records
+    assert r["model"] == "classifier" and r["batch_size"] == 128 and r["images_per_s"] > 0
+    assert r["peak_rss_mb"] > 100 and r["step_adds_mb"] >= 0          # the training set alone is ~190 MB
+    assert "images/s" in summary
+
+
+@needs_data
+def test_profile_step_shares_add_up():
+    records, summary = run("profile_step.py", "--model", "classifier", "--steps", "1", "--rows", "5")
+    (r,) = records
+    assert len(r["top"]) == 5 and 0 < sum(r["top"].values()) <= 1.0001 and 0 < r["matmul_share"] < 1
+    assert r["ms_per_step"] > 0 and "per step" in summary
+
+
+@needs_data
+def test_sample_throughput_covers_every_sampler():
+    records, summary = run("sample_throughput.py", "--n", "10")
+    assert {(r["model"], r["sampler"], r["steps"]) for r in records} >= {
+        ("transformer", "ddpm", 10), ("transformer", "ddim", 10), ("latent", "ddim", 50), ("latent", "ddpm", 1000)}
+    assert sum(r["default"] for r in records) == 2 and all(r["images_per_s"] > 0 for r in records)
+    assert "default" in summary
