@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     t.add_argument("--seed", type=int)
     t.add_argument("--vae-weights", type=Path, default=None, help="latent: the VAE to work with (default: bundled)")
+    t.add_argument("--kl-weight", type=float, default=None, help="vae: beta, the KL term's weight (default 1e-3)")
     t.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-eval", action="store_true", help="skip the measurements after training (quick runs)")
@@ -108,9 +109,12 @@ def cmd_train(a) -> int:
     command = "fashiondiff " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     if a.vae_weights is not None and a.model != "latent":
         raise UsageError("--vae-weights only applies to `train latent`")
+    if a.kl_weight is not None and (a.model != "vae" or a.kl_weight < 0):
+        raise UsageError("--kl-weight applies to `train vae` only and must be >= 0")
     try:
         rec = recipes.run(a.model, out, overrides, device=a.device, resume=a.resume, progress=not a.no_progress,
-                          command=command, vae_weights=a.vae_weights, measure=not a.no_eval)
+                          command=command, vae_weights=a.vae_weights, measure=not a.no_eval,
+                          kl_weight=a.kl_weight)
     finally:                                         # under torchrun: leave the process group cleanly
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():

@@ -81,11 +81,13 @@ def transformer_setup(device: torch.device):
     return model, loss_fn, len(x)
 
 
-def vae_setup(device: torch.device):
-    """The latent track's autoencoder on 28x28 training images (channels-last: ~2x faster convs on CPU)."""
+def vae_setup(device: torch.device, kl_weight: float | None = None):
+    """The latent track's autoencoder on 28x28 training images (channels-last: ~2x faster convs on CPU).
+    ``kl_weight``: the loss's beta in place of the default's (the KL-weight sweep of notebook 05)."""
     x, _ = load("train", 28)
     x = x.to(device).contiguous(memory_format=torch.channels_last)
-    model = VAE(**VAE_CONFIG).to(device, memory_format=torch.channels_last)
+    config = {**VAE_CONFIG, **({"beta": kl_weight} if kl_weight is not None else {})}
+    model = VAE(**config).to(device, memory_format=torch.channels_last)
 
     def loss_fn(model, idx, gen):
         _, mse, kl = model(x[idx.to(device)], gen)          # VAE.loss, called through forward (as DDP needs)
@@ -242,9 +244,11 @@ def hardware(device: torch.device) -> dict:
 
 
 def run(kind: str, out: str | Path, overrides: dict | None = None, device: str = "auto", resume: bool = False,
-        progress: bool = True, command: str = "", vae_weights=None, measure: bool = True) -> dict | None:
+        progress: bool = True, command: str = "", vae_weights=None, measure: bool = True,
+        kl_weight: float | None = None) -> dict | None:
     """Train ``kind`` with its defaults (``overrides`` replace fields of ``TrainConfig``), measure, record.
-    ``vae_weights``: the VAE the latent model works with (default: the bundled one); ``measure=False`` skips
+    ``vae_weights``: the VAE the latent model works with (default: the bundled one); ``kl_weight``: the VAE's
+    beta (default: ``VAE_CONFIG``'s); ``measure=False`` skips
     the measurements after training. Under torchrun every rank trains, and rank 0 alone measures, writes the
     record and returns it (the other ranks return None)."""
     if kind not in SETUPS:
@@ -257,7 +261,8 @@ def run(kind: str, out: str | Path, overrides: dict | None = None, device: str =
     rank, world = rank_and_world()
     commit = git_commit()                          # the code this run starts from
     torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed alone
-    model, loss_fn, n = setup(dev, vae_weights) if kind == "latent" else setup(dev)
+    extra = {"latent": dict(vae_weights=vae_weights), "vae": dict(kl_weight=kl_weight)}.get(kind, {})
+    model, loss_fn, n = setup(dev, **extra)
     result = train(model, loss_fn, n, cfg, out=out, kind=kind, resume=resume, progress=progress and rank == 0)
     final = result.ema if result.ema is not None else result.model
     rec = {"model": kind, "command": command, "git_commit": commit, "resumed": resume,

@@ -34,6 +34,8 @@ def run(*args, cwd=None):
     (["evaluate", "latent", "--guidance", "-0.5"], "--guidance"),
     (["train", "transformer", "--vae-weights", "somewhere", "--max-steps", "1"], "--vae-weights only applies"),
     (["train", "latent", "--vae-weights", "no_such_dir", "--max-steps", "1"], "does not exist"),
+    (["train", "transformer", "--kl-weight", "1e-3", "--max-steps", "1"], "--kl-weight applies to `train vae`"),
+    (["train", "vae", "--kl-weight", "-1", "--max-steps", "1"], "must be >= 0"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     r = run(*args, cwd=tmp_path)

@@ -183,6 +183,25 @@ def test_vae_training_lowers_the_loss():
 
 
 @needs_data
+def test_the_kl_weight_sets_beta_in_the_vae_recipe_loss():
+    """`train vae --kl-weight b` trains on mse + b * KL: with the same noise, loss(b=1) - loss(b=0) is the KL term."""
+    from fashiondiff.data import load
+    from fashiondiff.recipes import vae_setup
+    idx = torch.arange(16)
+    x = load("train", 28)[0][idx].contiguous(memory_format=torch.channels_last)
+    losses = {}
+    for beta in (0.0, 1.0):
+        torch.manual_seed(0)                                   # the same initial weights for both
+        model, loss_fn, n = vae_setup(torch.device("cpu"), kl_weight=beta)
+        assert model.beta == beta and model.config["beta"] == beta and n == 60000
+        losses[beta] = loss_fn(model, idx, torch.Generator().manual_seed(1))
+    _, mse, kl = model(x, torch.Generator().manual_seed(1))
+    assert kl > 0
+    assert_close(losses[1.0] - losses[0.0], kl)
+    assert_close(losses[0.0], mse)
+
+
+@needs_data
 def test_bundled_latent_pipeline_reaches_conditional_accuracy():
     """Regression guard for the sampler and the weights: 500 samples at the defaults, the bundled classifier."""
     from fashiondiff.pipelines import evaluate_model, load_model
