@@ -8,6 +8,13 @@ Each model's recipe (``fashiondiff.recipes``) builds the model, its data and its
 measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
 own process, so that each one's peak memory is its own.
 
+Speed on a shared CPU drifts by tens of percent from hour to hour, so each measurement also reports where it stands
+against the machine's own matrix-product speed at that moment: ``matmul_gflops`` (a 2048 x 2048 fp32 product,
+measured just before and just after the timed steps), ``flops_per_image`` (the forward and backward matrix-product
+FLOPs of one training example, counted by ``torch.utils.flop_counter``) and ``matmul_fraction`` = images/s x
+flops_per_image / matmul speed, the share of the matrix-product roofline the step reaches. ``images_per_s_at_250``
+is what that fraction gives on a host whose products run at 250 GFLOP/s (the figure the speed target assumes).
+
 Prints one JSON line per measurement, then a summary. Peak memory on CPU is the process's peak resident set
 (``ru_maxrss``: the data in memory included) and, separately, how much a training step adds to what was resident
 before the first step; on CUDA, ``torch.cuda.max_memory_allocated``. Nothing here is asserted by the test suite:
@@ -36,6 +43,27 @@ def resident_mb() -> float:
     """This process's current resident set (Linux), in MB."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 20
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The best of ``repeats`` timings of a (size x size) @ (size x size) fp32 product on the CPU, in GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b                                                  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best / 1e9
+
+
+def flops_per_image(kind: str, attention: str | None = None) -> float:
+    """Matrix-product FLOPs of one training example, forward and backward, of ``kind``'s recipe (eager, CPU)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    step_fn, model, cfg = training_step(kind, torch.device("cpu"), "off", attention)
+    with FlopCounterMode(display=False) as counter:
+        step_fn(0)
+    return counter.get_total_flops() / cfg.batch_size
 
 
 def training_step(kind: str, device: torch.device, compile: str = "default", attention: str | None = None):
@@ -70,6 +98,7 @@ def throughput(kind: str, steps: int, device: torch.device, compile: str = "defa
     before = resident_mb()
     for i in range(5):                                     # warm-up (and compilation)
         step(i)
+    gflops = [matmul_gflops()] if device.type == "cpu" else []
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -79,13 +108,21 @@ def throughput(kind: str, steps: int, device: torch.device, compile: str = "defa
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
+    images_per_s = cfg.batch_size * steps / seconds
+    roofline = {}
+    if device.type == "cpu":
+        gflops.append(matmul_gflops())
+        flops, speed = flops_per_image(kind, attention), sum(gflops) / 2 * 1e9
+        fraction = images_per_s * flops / speed
+        roofline = {"flops_per_image": round(flops), "matmul_gflops": [round(g, 1) for g in gflops],
+                    "matmul_fraction": round(fraction, 3), "images_per_s_at_250": round(fraction * 250e9 / flops, 1)}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # KB on Linux -> MB
     memory = ({"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if device.type == "cuda" else
               {"peak_rss_mb": round(peak, 1), "step_adds_mb": round(max(0.0, peak - before), 1)})
     return {"benchmark": "train_throughput", "model": kind, **({"attention": attention or "linear"} if kind == "transformer" else {}),
-            "batch_size": cfg.batch_size, "compile": use_compile, "images_per_s": round(cfg.batch_size * steps / seconds, 1),
+            "batch_size": cfg.batch_size, "compile": use_compile, "images_per_s": round(images_per_s, 1),
             "seconds_per_step": round(seconds / steps, 4), "steps_timed": steps,
-            "parameters": sum(p.numel() for p in model.parameters()), **memory,
+            "parameters": sum(p.numel() for p in model.parameters()), **memory, **roofline,
             "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
@@ -116,8 +153,11 @@ def main() -> None:
         name = r["model"] + (f" ({r['attention']} attention)" if "attention" in r else "")
         mem = (f"peak {r['peak_cuda_mb']} MB" if "peak_cuda_mb" in r else
                f"peak RSS {r['peak_rss_mb']:.0f} MB, a step adds {r['step_adds_mb']:.0f} MB")
+        roof = (f"; {100 * r['matmul_fraction']:.0f}% of the matmul roofline ({r['flops_per_image'] / 1e6:.0f} MFLOP"
+                f" per image, products at {min(r['matmul_gflops']):.0f}-{max(r['matmul_gflops']):.0f} GFLOP/s), "
+                f"{r['images_per_s_at_250']:.0f} images/s at 250 GFLOP/s" if "matmul_fraction" in r else "")
         print(f"{name:>32}: {r['images_per_s']:7.1f} images/s at batch {r['batch_size']}"
-              f"{' (compiled)' if r['compile'] else ''}, {mem}")
+              f"{' (compiled)' if r['compile'] else ''}, {mem}{roof}")
 
 
 if __name__ == "__main__":

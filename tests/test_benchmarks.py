@@ -34,7 +34,12 @@ def test_train_throughput_reports_speed_and_memory():
     (r,) = records
     assert r["model"] == "classifier" and r["batch_size"] == 128 and r["images_per_s"] > 0
     assert r["peak_rss_mb"] > 100 and r["step_adds_mb"] >= 0          # the training set alone is ~190 MB
-    assert "images/s" in summary
+    assert "images/s" in summary and "roofline" in summary
+    # the classifier's matrix-product FLOPs per image in closed form: 2 per multiply-add, forward (f), then backward:
+    # weight gradients (f again) and input gradients (f, less the first convolution's, whose input needs none)
+    macs = [28 * 28 * 32 * 9, 14 * 14 * 64 * 32 * 9, 14 * 14 * 64 * 64 * 9, 7 * 7 * 128 * 64 * 9, 6272 * 128, 128 * 10]
+    assert r["flops_per_image"] == 2 * (3 * sum(macs) - macs[0])
+    assert r["matmul_gflops"][0] > 0 and r["matmul_fraction"] > 0 and r["images_per_s_at_250"] > 0
 
 
 @needs_data
