@@ -192,17 +192,18 @@ def sweep_metrics(kind: str, model, out: Path, settings: list[dict]) -> dict:
     """Score ``model`` at n = 2,000 under each sampling setting, then the default setting on every snapshot in
     ``out/snapshots`` (how quality grows with training time) and on the final weights."""
     from .checkpoint import load_tensors
-    from .pipelines import SAMPLING, evaluate_model
+    from .pipelines import SAMPLING, evaluate_model, sampling_options
     keep = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")
+    default = evaluate_model(kind, model, n=EVAL_N)
+    same = lambda opts: sampling_options(kind, **opts) == sampling_options(kind)      # noqa: E731 (the default again)
     sweep = [{**opts, **{k: r[k] for k in keep}}
-             for opts in settings for r in [evaluate_model(kind, model, n=EVAL_N, **opts)]]
+             for opts in settings for r in [default if same(opts) else evaluate_model(kind, model, n=EVAL_N, **opts)]]
     progress = []
     snap_model = copy.deepcopy(model)
     for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
         snap_model.load_state_dict(load_tensors(path))
         r = evaluate_model(kind, snap_model, n=EVAL_N)
         progress.append({"step": int(path.stem[5:]), **{k: r[k] for k in keep}})
-    default = evaluate_model(kind, model, n=EVAL_N)
     return {**{k: default[k] for k in keep}, "sampling": SAMPLING[kind],
             "cond_acc_per_class": default["cond_acc_per_class"], "n": EVAL_N, "sweep": sweep, "progress": progress}
 

@@ -208,3 +208,24 @@ def test_bundled_latent_pipeline_reaches_conditional_accuracy():
     model = load_model("latent", device="cpu")
     r = evaluate_model("latent", model, n=500, seed=0)
     assert r["cond_acc"] >= 0.90, r
+
+
+def test_the_post_training_sweep_measures_the_default_setting_once(tmp_path, monkeypatch):
+    """A sweep row that is the default sampler reuses the default's measurement (each costs ~30 s at n = 2000)."""
+    import fashiondiff.pipelines as pipelines
+    from fashiondiff.recipes import LATENT_SWEEP, sweep_metrics
+    calls = []
+
+    def fake_evaluate(kind, model, n=2000, **opts):
+        calls.append(pipelines.sampling_options(kind, **opts))
+        return {"fid": float(len(calls)), "real_fid": 1.0, "ratio": float(len(calls)), "cond_acc": 0.9,
+                "sample_seconds": 1.0, "cond_acc_per_class": {}}
+
+    monkeypatch.setattr(pipelines, "evaluate_model", fake_evaluate)
+    settings = [dict(sampler=s, steps=k, guidance=w, guidance_interval=i) for s, k, w, i in LATENT_SWEEP]
+    m = sweep_metrics("latent", torch.nn.Linear(1, 1), tmp_path, settings)
+    assert pipelines.SAMPLING["latent"] in calls and len(calls) == len(settings)      # one setting is the default
+    assert len({tuple(sorted(map(str, c.items()))) for c in calls}) == len(calls)     # nothing measured twice
+    (row,) = [r for r in m["sweep"] if pipelines.sampling_options("latent", **{k: r[k] for k in
+              ("sampler", "steps", "guidance", "guidance_interval")}) == pipelines.SAMPLING["latent"]]
+    assert row["ratio"] == m["ratio"] == 1.0                                          # measured first, reused
