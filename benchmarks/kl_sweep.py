@@ -12,6 +12,7 @@ Each point runs
 The runs are shorter than the bundled recipe (7 VAE epochs = 3,283 steps, 20 UNet epochs = 4,690 steps), so the
 absolute figures are worse than the bundled pipeline's; the comparison between betas at equal training is the point.
 Prints one JSON line per beta and writes all of them, with the commands, commit and wall times, to OUT/kl_sweep.json.
+When OUT already holds a sweep, new betas are added to it and the ones it has (at the same lengths) are skipped.
 """
 
 from __future__ import annotations
@@ -60,12 +61,17 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/kl_sweep"))
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    results = {"benchmark": "kl_sweep", "git_commit": git_commit(), "hardware": hardware(pick_device("cpu")),
-               "command": "python benchmarks/kl_sweep.py " + " ".join(sys.argv[1:]), "points": []}
+    path = a.out / "kl_sweep.json"                          # an earlier sweep in OUT: add to it, skip its betas
+    results = json.loads(path.read_text()) if path.exists() else {"benchmark": "kl_sweep", "runs": [], "points": []}
+    results["runs"].append({"command": "python benchmarks/kl_sweep.py " + " ".join(sys.argv[1:]), "git_commit": git_commit(),
+                            "hardware": hardware(pick_device("cpu"))})
+    done = {(p["beta"], p["vae_steps"], p["unet_steps"]) for p in results["points"]}
     for beta in (float(b) for b in a.betas.split(",")):
-        r = point(beta, a.vae_steps, a.unet_steps, a.out, a.n)
-        results["points"].append(r)
-        (a.out / "kl_sweep.json").write_text(json.dumps(results, indent=1))
+        if (beta, a.vae_steps, a.unet_steps) in done:
+            continue
+        r = {**point(beta, a.vae_steps, a.unet_steps, a.out, a.n), "git_commit": results["runs"][-1]["git_commit"]}
+        results["points"] = sorted(results["points"] + [r], key=lambda p: p["beta"])
+        path.write_text(json.dumps(results, indent=1))
         print(json.dumps({"beta": beta, **{k: r["samples"].get(k) for k in ("fid", "real_fid", "cond_acc")},
                           "recon": r["vae"], "wall_time_s": r["wall_time_s"]}), flush=True)
     for r in results["points"]:

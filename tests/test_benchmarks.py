@@ -57,3 +57,23 @@ def test_sample_throughput_covers_every_sampler():
         ("transformer", "ddpm", 10), ("transformer", "ddim", 10), ("latent", "ddim", 50), ("latent", "ddpm", 1000)}
     assert sum(r["default"] for r in records) == 2 and all(r["images_per_s"] > 0 for r in records)
     assert "default" in summary
+
+
+def test_kl_sweep_adds_new_betas_to_an_earlier_sweep_and_skips_done_ones(tmp_path, monkeypatch):
+    sys.path.insert(0, str(BENCH))
+    import kl_sweep
+    trained = []
+
+    def fake_point(beta, vae_steps, unet_steps, out, n):
+        trained.append(beta)
+        return {"beta": beta, "vae_steps": vae_steps, "unet_steps": unet_steps, "vae": {"recon_ratio": 2.0}, "wall_time_s": {},
+                "samples": {"fid": 10 * beta, "real_fid": 1.0, "cond_acc": 0.9}}
+
+    monkeypatch.setattr(kl_sweep, "point", fake_point)
+    for betas in ("1e-3,1e-2", "1e-2,1e-4"):
+        monkeypatch.setattr(sys, "argv", ["kl_sweep.py", "--betas", betas, "--out", str(tmp_path)])
+        kl_sweep.main()
+    assert trained == [1e-3, 1e-2, 1e-4]                                  # 1e-2 was not trained twice
+    rec = json.loads((tmp_path / "kl_sweep.json").read_text())
+    assert [p["beta"] for p in rec["points"]] == [1e-4, 1e-3, 1e-2] and len(rec["runs"]) == 2
+    assert all("git_commit" in p for p in rec["points"])
