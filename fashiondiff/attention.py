@@ -19,8 +19,12 @@ import torch.nn.functional as F
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
-    """phi(x) = elu(x) + 1, positive everywhere (Katharopoulos et al. 2020, eq. 7)."""
-    return F.elu(x) + 1
+    """phi(x) = elu(x) + 1, positive everywhere (Katharopoulos et al. 2020, eq. 7).
+
+    elu(x) + 1 is x + 1 for x > 0 and exp(x) otherwise, that is (x - m) + exp(m) with m = min(x, 0): the same
+    values and gradient (1 at x = 0, as elu's), with exp in place of elu's slower expm1 (see benchmarks/)."""
+    m = x.clamp(max=0)
+    return x - m + m.exp()
 
 
 def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

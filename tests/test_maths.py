@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from fashiondiff.attention import Attention, LinearAttention, linear_attention, linear_attention_explicit, softmax_attention
+from fashiondiff.attention import (Attention, LinearAttention, elu_feature_map, linear_attention, linear_attention_explicit,
+                                   softmax_attention)
 from fashiondiff.diffusion import sample
 from fashiondiff.metrics import frechet_distance, gaussian_stats
 from fashiondiff.patches import PatchEmbedding, PositionalEncoding, patchify, sincos_2d, unpatchify
@@ -38,6 +39,18 @@ def test_sincos_positions_are_distinct_and_neighbours_similar():
 
 
 # --- attention -----------------------------------------------------------------------------------
+
+def test_feature_map_is_elu_plus_one_with_its_gradient_and_finite_everywhere():
+    x = torch.cat([torch.linspace(-30, 30, 2001), torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4])]).double().requires_grad_()
+    phi = elu_feature_map(x)
+    grad, = torch.autograd.grad(phi.sum(), x)
+    y = x.detach().clone().requires_grad_()
+    ref = torch.nn.functional.elu(y) + 1
+    ref_grad, = torch.autograd.grad(ref.sum(), y)
+    torch.testing.assert_close(phi, ref)
+    torch.testing.assert_close(grad, ref_grad)
+    assert (phi >= 0).all() and (phi[x > -50] > 0).all() and torch.isfinite(grad).all()   # exp underflows at -1e4
+
 
 def test_linear_attention_equals_explicit_kernel_form():
     q, k, v = torch.randn(3, 2, 4, 50, 16, dtype=torch.float64).unbind(0)
