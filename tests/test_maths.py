@@ -40,9 +40,12 @@ def test_sincos_positions_are_distinct_and_neighbours_similar():
 
 # --- attention -----------------------------------------------------------------------------------
 
-def test_feature_map_is_elu_plus_one_with_its_gradient_and_finite_everywhere():
+@pytest.mark.parametrize("compiled", [False, True])
+def test_feature_map_is_elu_plus_one_with_its_gradient_and_finite_everywhere(compiled):
+    """Eager and compiled spellings of phi are elu(x) + 1, with elu's gradient (1 at x = 0), and stay finite."""
+    phi_fn = torch.compile(elu_feature_map) if compiled else elu_feature_map
     x = torch.cat([torch.linspace(-30, 30, 2001), torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4])]).double().requires_grad_()
-    phi = elu_feature_map(x)
+    phi = phi_fn(x)
     grad, = torch.autograd.grad(phi.sum(), x)
     y = x.detach().clone().requires_grad_()
     ref = torch.nn.functional.elu(y) + 1
