@@ -109,16 +109,17 @@ def throughput(kind: str, steps: int, device: torch.device, compile: str = "defa
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
     images_per_s = cfg.batch_size * steps / seconds
-    roofline = {}
     if device.type == "cpu":
         gflops.append(matmul_gflops())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # KB on Linux -> MB
+    memory = ({"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if device.type == "cuda" else
+              {"peak_rss_mb": round(peak, 1), "step_adds_mb": round(max(0.0, peak - before), 1)})
+    roofline = {}
+    if device.type == "cpu":                               # after the memory reading: counting builds a second model
         flops, speed = flops_per_image(kind, attention), sum(gflops) / 2 * 1e9
         fraction = images_per_s * flops / speed
         roofline = {"flops_per_image": round(flops), "matmul_gflops": [round(g, 1) for g in gflops],
                     "matmul_fraction": round(fraction, 3), "images_per_s_at_250": round(fraction * 250e9 / flops, 1)}
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # KB on Linux -> MB
-    memory = ({"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if device.type == "cuda" else
-              {"peak_rss_mb": round(peak, 1), "step_adds_mb": round(max(0.0, peak - before), 1)})
     return {"benchmark": "train_throughput", "model": kind, **({"attention": attention or "linear"} if kind == "transformer" else {}),
             "batch_size": cfg.batch_size, "compile": use_compile, "images_per_s": round(images_per_s, 1),
             "seconds_per_step": round(seconds / steps, 4), "steps_timed": steps,
