@@ -83,7 +83,7 @@ def transformer_setup(device: torch.device):
 
 def vae_setup(device: torch.device, kl_weight: float | None = None):
     """The latent track's autoencoder on 28x28 training images (channels-last: ~2x faster convs on CPU).
-    ``kl_weight``: the loss's beta in place of the default's (the KL-weight sweep of notebook 05)."""
+    ``kl_weight``: the loss's beta in place of the default's (benchmarks/kl_sweep.py, notebook 06)."""
     x, _ = load("train", 28)
     x = x.to(device).contiguous(memory_format=torch.channels_last)
     config = {**VAE_CONFIG, **({"beta": kl_weight} if kl_weight is not None else {})}
@@ -189,15 +189,18 @@ def transformer_metrics(model, out: Path) -> dict:
 
 
 def sweep_metrics(kind: str, model, out: Path, settings: list[dict]) -> dict:
-    """Score ``model`` at n = 2,000 under each sampling setting, then the default setting on every snapshot in
-    ``out/snapshots`` (how quality grows with training time) and on the final weights."""
+    """Score ``model`` at n = 2,000 at the default setting, then under each setting of ``settings`` (a row that is
+    the default reuses that measurement), then the default on every snapshot in ``out/snapshots`` (how quality
+    grows with training time)."""
     from .checkpoint import load_tensors
     from .pipelines import SAMPLING, evaluate_model, sampling_options
     keep = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")
     default = evaluate_model(kind, model, n=EVAL_N)
-    same = lambda opts: sampling_options(kind, **opts) == sampling_options(kind)      # noqa: E731 (the default again)
-    sweep = [{**opts, **{k: r[k] for k in keep}}
-             for opts in settings for r in [default if same(opts) else evaluate_model(kind, model, n=EVAL_N, **opts)]]
+
+    def measure(opts: dict) -> dict:
+        is_default = sampling_options(kind, **opts) == sampling_options(kind)
+        return default if is_default else evaluate_model(kind, model, n=EVAL_N, **opts)
+    sweep = [{**opts, **{k: r[k] for k in keep}} for opts in settings for r in [measure(opts)]]
     progress = []
     snap_model = copy.deepcopy(model)
     for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
