@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from fashiondiff.recipes import SETUPS
 from fashiondiff.training import pick_device
-from train_throughput import training_step                       # benchmarks/: the same step as the loop's
+from train_throughput import recipe_run                          # benchmarks/: the training loop itself
 
 MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::mkldnn_convolution",
           "aten::convolution_backward", "aten::_convolution", "aten::baddbmm")
@@ -32,13 +32,11 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     a = p.parse_args()
     device = pick_device(a.device)
-    step, model, cfg = training_step(a.model, device, compile="off")      # eager: the profiler sees every operator
-    for i in range(3):
-        step(i)
+    run, model, cfg = recipe_run(a.model, device, compile="off")          # eager: the profiler sees every operator
+    run(3)                                                                 # warm-up
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
-        for i in range(a.steps):
-            step(i)
+        run(a.steps)
     events = prof.key_averages()
     print(events.table(sort_by="self_cpu_time_total", row_limit=a.rows))
     total = sum(e.self_cpu_time_total for e in events)

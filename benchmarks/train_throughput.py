@@ -3,9 +3,9 @@
     python benchmarks/train_throughput.py [--model all|classifier|transformer|vae|latent] [--steps 30]
                                           [--compile default|on|off] [--device auto]
 
-Each model's recipe (``fashiondiff.recipes``) builds the model, its data and its loss, and the same step as
-``fashiondiff.training.train`` is timed: forward, backward, gradient clipping, AdamW, EMA. The transformer is
-measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
+Each model's recipe (``fashiondiff.recipes``) builds the model, its data and its loss, and
+``fashiondiff.training.train`` itself is timed for ``--steps`` steps after a 5-step warm-up: forward, backward,
+gradient clipping, AdamW, EMA. The transformer is measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
 own process, so that each one's peak memory is its own.
 
 Speed on a shared CPU drifts by tens of percent from hour to hour, so each measurement also reports where it stands
@@ -16,7 +16,8 @@ flops_per_image / matmul speed, the share of the matrix-product roofline the ste
 is what that fraction gives on a host whose products run at 250 GFLOP/s (the figure the speed target assumes).
 
 Prints one JSON line per measurement, then a summary. Peak memory on CPU is the process's peak resident set
-(``ru_maxrss``: the data in memory included) and, separately, how much a training step adds to what was resident
+(``ru_maxrss``: the data in memory included) and, separately, how much training (model copies for the EMA, optimizer
+state, activations) adds to what was resident
 before the first step; on CUDA, ``torch.cuda.max_memory_allocated``. Nothing here is asserted by the test suite:
 timings depend on the machine.
 """
@@ -34,7 +35,7 @@ from dataclasses import replace
 import torch
 
 from fashiondiff.recipes import DEFAULTS, SETUPS
-from fashiondiff.training import EMA, param_groups, pick_device
+from fashiondiff.training import pick_device, train
 
 MODELS = ("classifier", "transformer", "vae", "latent")
 
@@ -57,71 +58,57 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
-def flops_per_image(kind: str, attention: str | None = None) -> float:
-    """Matrix-product FLOPs of one training example, forward and backward, of ``kind``'s recipe (eager, CPU)."""
+def flops_per_image(run, batch_size: int) -> float:
+    """Matrix-product FLOPs of one training example, forward and backward: one step of ``run`` under
+    ``torch.utils.flop_counter`` (run eagerly: the counter sees every product)."""
     from torch.utils.flop_counter import FlopCounterMode
-    step_fn, model, cfg = training_step(kind, torch.device("cpu"), "off", attention)
     with FlopCounterMode(display=False) as counter:
-        step_fn(0)
-    return counter.get_total_flops() / cfg.batch_size
+        run(1, compile=False)
+    return counter.get_total_flops() / batch_size
 
 
-def training_step(kind: str, device: torch.device, compile: str = "default", attention: str | None = None):
-    """(step, model, cfg): ``step(i)`` runs training step i of ``kind``'s recipe as ``fashiondiff.training.train``
-    does (a random batch, forward, backward, clipping, AdamW, EMA); ``attention`` swaps the transformer's."""
+def recipe_run(kind: str, device: torch.device, compile: str = "default", attention: str | None = None):
+    """(run, model, cfg): ``run(steps)`` trains ``kind``'s recipe for ``steps`` steps with
+    ``fashiondiff.training.train`` itself (a batch, forward, backward, clipping, AdamW, EMA; no checkpoints) and
+    returns its wall seconds. Successive calls continue on the same model; ``attention`` swaps the transformer's."""
     cfg = DEFAULTS[kind]
     model, loss_fn, n = SETUPS[kind][0](device)
     if attention is not None:                              # the same recipe with the other attention
         from fashiondiff.transformer import EfficientTransformerDenoiser
         model = EfficientTransformerDenoiser(attention=attention).to(device)
-    use_compile = cfg.compile if compile == "default" else compile == "on"
-    ema = EMA(model, cfg.ema_decay)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    forward = torch.compile(model) if use_compile else model
-    gen = torch.Generator().manual_seed(0)
-    model.train()
+    cfg = replace(cfg, epochs=None, checkpoint_every=0, snapshot_every=0,
+                  compile=cfg.compile if compile == "default" else compile == "on")
 
-    def step(i: int) -> None:
-        idx = torch.randperm(n, generator=gen)[:cfg.batch_size]
-        loss = loss_fn(forward, idx, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        ema.update(model, i)
-    return step, model, replace(cfg, compile=use_compile)
+    def run(steps: int, compile: bool = cfg.compile) -> float:
+        return train(model, loss_fn, n, replace(cfg, max_steps=steps, log_every=steps, compile=compile),
+                     progress=False).seconds
+    return run, model, cfg
 
 
 def throughput(kind: str, steps: int, device: torch.device, compile: str = "default", attention: str | None = None) -> dict:
-    step, model, cfg = training_step(kind, device, compile, attention)
-    use_compile = cfg.compile
+    run, model, cfg = recipe_run(kind, device, compile, attention)
     before = resident_mb()
-    for i in range(5):                                     # warm-up (and compilation)
-        step(i)
+    run(5)                                                 # warm-up (and compilation)
     gflops = [matmul_gflops()] if device.type == "cpu" else []
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(i)
+    seconds = run(steps)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
     images_per_s = cfg.batch_size * steps / seconds
-    if device.type == "cpu":
-        gflops.append(matmul_gflops())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # KB on Linux -> MB
     memory = ({"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if device.type == "cuda" else
               {"peak_rss_mb": round(peak, 1), "step_adds_mb": round(max(0.0, peak - before), 1)})
     roofline = {}
-    if device.type == "cpu":                               # after the memory reading: counting builds a second model
-        flops, speed = flops_per_image(kind, attention), sum(gflops) / 2 * 1e9
+    if device.type == "cpu":
+        gflops.append(matmul_gflops())
+        flops, speed = flops_per_image(run, cfg.batch_size), sum(gflops) / 2 * 1e9
         fraction = images_per_s * flops / speed
         roofline = {"flops_per_image": round(flops), "matmul_gflops": [round(g, 1) for g in gflops],
                     "matmul_fraction": round(fraction, 3), "images_per_s_at_250": round(fraction * 250e9 / flops, 1)}
     return {"benchmark": "train_throughput", "model": kind, **({"attention": attention or "linear"} if kind == "transformer" else {}),
-            "batch_size": cfg.batch_size, "compile": use_compile, "images_per_s": round(images_per_s, 1),
+            "batch_size": cfg.batch_size, "compile": cfg.compile, "images_per_s": round(images_per_s, 1),
             "seconds_per_step": round(seconds / steps, 4), "steps_timed": steps,
             "parameters": sum(p.numel() for p in model.parameters()), **memory, **roofline,
             "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
@@ -153,7 +140,7 @@ def main() -> None:
     for r in results:
         name = r["model"] + (f" ({r['attention']} attention)" if "attention" in r else "")
         mem = (f"peak {r['peak_cuda_mb']} MB" if "peak_cuda_mb" in r else
-               f"peak RSS {r['peak_rss_mb']:.0f} MB, a step adds {r['step_adds_mb']:.0f} MB")
+               f"peak RSS {r['peak_rss_mb']:.0f} MB, training adds {r['step_adds_mb']:.0f} MB")
         roof = (f"; {100 * r['matmul_fraction']:.0f}% of the matmul roofline ({r['flops_per_image'] / 1e6:.0f} MFLOP"
                 f" per image, products at {min(r['matmul_gflops']):.0f}-{max(r['matmul_gflops']):.0f} GFLOP/s), "
                 f"{r['images_per_s_at_250']:.0f} images/s at 250 GFLOP/s" if "matmul_fraction" in r else "")
