@@ -86,7 +86,7 @@ def vae_setup(device: torch.device, kl_weight: float | None = None):
     ``kl_weight``: the loss's beta in place of the default's (benchmarks/kl_sweep.py, notebook 06)."""
     x, _ = load("train", 28)
     x = x.to(device).contiguous(memory_format=torch.channels_last)
-    config = {**VAE_CONFIG, **({"beta": kl_weight} if kl_weight is not None else {})}
+    config = VAE_CONFIG if kl_weight is None else {**VAE_CONFIG, "beta": kl_weight}
     model = VAE(**config).to(device, memory_format=torch.channels_last)
 
     def loss_fn(model, idx, gen):

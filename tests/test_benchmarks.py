@@ -60,7 +60,7 @@ def test_sample_throughput_covers_every_sampler():
 
 
 def test_kl_sweep_adds_new_betas_to_an_earlier_sweep_and_skips_done_ones(tmp_path, monkeypatch):
-    sys.path.insert(0, str(BENCH))
+    monkeypatch.syspath_prepend(str(BENCH))
     import kl_sweep
     trained = []
 
