@@ -33,6 +33,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import load_json, load_meta, load_tensors, remove_stale_temporaries, save_json, save_tensors, save_weights
+from .fastlinear import conv_linears_help, use_conv_linears
 
 
 @dataclass
@@ -53,6 +54,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 25
     compile: bool = False              # torch.compile the forward pass (fuses element-wise work; see benchmarks/)
+    conv_linears: bool | None = None   # Linear layers as oneDNN 1x1 convolutions; None: where that is faster
+                                       # (x86 CPUs with AVX-512: fashiondiff.fastlinear)
 
     def total_steps(self, n_examples: int) -> int:
         if self.max_steps:
@@ -200,6 +203,8 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     """Train ``model`` on ``n_examples`` in-memory examples; see the module docstring.
 
     ``loss_fn(model, idx, generator) -> scalar loss``, with ``idx`` an int64 tensor of batch indices.
+    On x86 CPUs with AVX-512 the model's ``nn.Linear`` layers become ``fastlinear.ConvLinear`` (in place, and they
+    stay so; same parameters and state_dict; ``cfg.conv_linears`` overrides the choice).
     With ``out`` set, checkpoints go to ``out/checkpoint`` every ``cfg.checkpoint_every`` steps and at the
     end, and the weights to sample with (EMA if kept) plus their config to ``out``.
     """
@@ -215,6 +220,8 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     torch.manual_seed(cfg.seed)                          # the same initial weights on every rank
     gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * rank)     # but different noise
     device = next(model.parameters()).device
+    conv = conv_linears_help(device) if cfg.conv_linears is None else cfg.conv_linears
+    use_conv_linears(model, conv)                        # same weights, faster products (before the EMA copies it)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     ckpt = Path(out) / "checkpoint" if out else None
