@@ -1,19 +1,25 @@
 """Training throughput of every model in the course at its default batch size (images/s), with peak memory.
 
-    python benchmarks/train_throughput.py [--model all|classifier|transformer|vae|latent] [--steps 30]
-                                          [--compile default|on|off] [--device auto]
+    python benchmarks/train_throughput.py [--model all|classifier|transformer|vae|latent] [--steps 30] [--repeats 3]
+                                          [--compile default|on|off] [--linear auto|aten|conv] [--device auto]
 
 Each model's recipe (``fashiondiff.recipes``) builds the model, its data and its loss, and
-``fashiondiff.training.train`` itself is timed for ``--steps`` steps after a 5-step warm-up: forward, backward,
-gradient clipping, AdamW, EMA. The transformer is measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
+``fashiondiff.training.train`` itself is timed ``--repeats`` times for ``--steps`` steps after a 5-step warm-up
+(forward, backward, gradient clipping, AdamW, EMA), and the median is reported with the range. The transformer is measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
 own process, so that each one's peak memory is its own.
 
+``--linear`` picks how linear layers run: ``aten`` is ``F.linear`` (MKL's sgemm on x86 CPUs), ``conv`` is
+``fashiondiff.fastlinear`` (1x1 convolutions, oneDNN), ``auto`` (the default) what training picks on this machine,
+``both`` the first two in one process, their timed rounds interleaved: the fair comparison on a host whose speed drifts.
+
 Speed on a shared CPU drifts by tens of percent from hour to hour, so each measurement also reports where it stands
-against the machine's own matrix-product speed at that moment: ``matmul_gflops`` (a 2048 x 2048 fp32 product,
-measured just before and just after the timed steps), ``flops_per_image`` (the forward and backward matrix-product
-FLOPs of one training example, counted by ``torch.utils.flop_counter``) and ``matmul_fraction`` = images/s x
-flops_per_image / matmul speed, the share of the matrix-product roofline the step reaches. ``images_per_s_at_250``
-is what that fraction gives on a host whose products run at 250 GFLOP/s (the figure the speed target assumes).
+against the machine's own matrix-product speed at that moment, measured just before and just after the timed steps:
+``matmul_gflops`` (a 2048 x 2048 fp32 product with ``torch.mm``, MKL) and ``onednn_gflops`` (the same product as a
+1x1 convolution, oneDNN; on AMD processors MKL leaves AVX-512 unused and oneDNN is about twice as fast). With
+``flops_per_image`` (the forward and backward matrix-product FLOPs of one training example, counted by
+``torch.utils.flop_counter``), ``matmul_fraction`` = images/s x flops_per_image / the faster of the two speeds is the
+share of the roofline the step reaches, and ``roofline_images_per_s`` = that speed / flops_per_image the images/s a
+step made of nothing but matrix products would reach.
 
 Prints one JSON line per measurement, then a summary. Peak memory on CPU is the process's peak resident set
 (``ru_maxrss``: the data in memory included) and, separately, how much training (model copies for the EMA, optimizer
@@ -34,6 +40,7 @@ from dataclasses import replace
 
 import torch
 
+from fashiondiff.fastlinear import ConvLinear, linear_as_conv
 from fashiondiff.recipes import DEFAULTS, SETUPS
 from fashiondiff.training import pick_device, train
 
@@ -46,16 +53,22 @@ def resident_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2 ** 20
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """The best of ``repeats`` timings of a (size x size) @ (size x size) fp32 product on the CPU, in GFLOP/s."""
+def matmul_gflops(size: int = 2048, repeats: int = 5, onednn: bool = False) -> float:
+    """The best of ``repeats`` timings of a (size x size) @ (size x size) fp32 product on the CPU, in GFLOP/s:
+    ``torch.mm`` (MKL), or with ``onednn`` the same product as a 1x1 convolution (``fastlinear.linear_as_conv``)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b                                                  # warm-up
+    product = (lambda: linear_as_conv(a, b)) if onednn else (lambda: a @ b)
+    product()                                              # warm-up
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        a @ b
+        product()
         best = min(best, time.perf_counter() - t0)
     return 2 * size ** 3 / best / 1e9
+
+
+def product_speeds() -> dict:
+    return {"mkl": matmul_gflops(), "onednn": matmul_gflops(onednn=True)}
 
 
 def flops_per_image(run, batch_size: int) -> float:
@@ -67,17 +80,20 @@ def flops_per_image(run, batch_size: int) -> float:
     return counter.get_total_flops() / batch_size
 
 
-def recipe_run(kind: str, device: torch.device, compile: str = "default", attention: str | None = None):
+def recipe_run(kind: str, device: torch.device, compile: str = "default", attention: str | None = None,
+               linear: str = "auto"):
     """(run, model, cfg): ``run(steps)`` trains ``kind``'s recipe for ``steps`` steps with
     ``fashiondiff.training.train`` itself (a batch, forward, backward, clipping, AdamW, EMA; no checkpoints) and
-    returns its wall seconds. Successive calls continue on the same model; ``attention`` swaps the transformer's."""
+    returns its wall seconds. Successive calls continue on the same model; ``attention`` swaps the transformer's,
+    ``linear`` (auto, aten, conv) sets ``TrainConfig.conv_linears``."""
     cfg = DEFAULTS[kind]
     model, loss_fn, n = SETUPS[kind][0](device)
     if attention is not None:                              # the same recipe with the other attention
         from fashiondiff.transformer import EfficientTransformerDenoiser
         model = EfficientTransformerDenoiser(attention=attention).to(device)
     cfg = replace(cfg, epochs=None, checkpoint_every=0, snapshot_every=0,
-                  compile=cfg.compile if compile == "default" else compile == "on")
+                  compile=cfg.compile if compile == "default" else compile == "on",
+                  conv_linears={"auto": None, "aten": False, "conv": True}[linear])
 
     def run(steps: int, compile: bool = cfg.compile) -> float:
         return train(model, loss_fn, n, replace(cfg, max_steps=steps, log_every=steps, compile=compile),
@@ -85,33 +101,55 @@ def recipe_run(kind: str, device: torch.device, compile: str = "default", attent
     return run, model, cfg
 
 
-def throughput(kind: str, steps: int, device: torch.device, compile: str = "default", attention: str | None = None) -> dict:
-    run, model, cfg = recipe_run(kind, device, compile, attention)
+def throughput(kind: str, steps: int, device: torch.device, compile: str = "default", attention: str | None = None,
+               linear: str = "auto", repeats: int = 3) -> list[dict]:
+    """One record per way of running the linear layers: ``linear`` is auto, aten or conv, or ``both`` (aten and
+    conv, two models in this process with their timed rounds interleaved, so that both see the same host; no memory
+    figures then)."""
+    linears = ("aten", "conv") if linear == "both" else (linear,)
     before = resident_mb()
-    run(5)                                                 # warm-up (and compilation)
-    gflops = [matmul_gflops()] if device.type == "cpu" else []
+    runs = {name: recipe_run(kind, device, compile, attention, name) for name in linears}
+    for run, _, _ in runs.values():
+        run(5)                                             # warm-up (and compilation)
+    speeds = [product_speeds()] if device.type == "cpu" else []
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    seconds = run(steps)
+    seconds = {name: [] for name in linears}
+    for _ in range(repeats):
+        for name, (run, _, _) in runs.items():
+            seconds[name].append(run(steps))
     if device.type == "cuda":
         torch.cuda.synchronize()
-    images_per_s = cfg.batch_size * steps / seconds
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # KB on Linux -> MB
     memory = ({"peak_cuda_mb": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if device.type == "cuda" else
               {"peak_rss_mb": round(peak, 1), "step_adds_mb": round(max(0.0, peak - before), 1)})
-    roofline = {}
     if device.type == "cpu":
-        gflops.append(matmul_gflops())
-        flops, speed = flops_per_image(run, cfg.batch_size), sum(gflops) / 2 * 1e9
-        fraction = images_per_s * flops / speed
-        roofline = {"flops_per_image": round(flops), "matmul_gflops": [round(g, 1) for g in gflops],
-                    "matmul_fraction": round(fraction, 3), "images_per_s_at_250": round(fraction * 250e9 / flops, 1)}
-    return {"benchmark": "train_throughput", "model": kind, **({"attention": attention or "linear"} if kind == "transformer" else {}),
-            "batch_size": cfg.batch_size, "compile": cfg.compile, "images_per_s": round(images_per_s, 1),
-            "seconds_per_step": round(seconds / steps, 4), "steps_timed": steps,
-            "parameters": sum(p.numel() for p in model.parameters()), **memory, **roofline,
-            "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+        speeds.append(product_speeds())
+    records = []
+    for name, (run, model, cfg) in runs.items():
+        times = sorted(seconds[name])
+        rates = [cfg.batch_size * steps / s for s in times]           # fastest first
+        images_per_s = rates[len(rates) // 2]
+        roofline = {}
+        if device.type == "cpu":
+            flops = flops_per_image(run, cfg.batch_size)
+            speed = max(sum(s[k] for s in speeds) / 2 for k in ("mkl", "onednn")) * 1e9
+            roofline = {"flops_per_image": round(flops), "matmul_gflops": [round(s["mkl"], 1) for s in speeds],
+                        "onednn_gflops": [round(s["onednn"], 1) for s in speeds],
+                        "matmul_fraction": round(images_per_s * flops / speed, 3),
+                        "roofline_images_per_s": round(speed / flops, 1)}
+        is_conv = any(isinstance(m, ConvLinear) for m in model.modules())
+        records.append({
+            "benchmark": "train_throughput", "model": kind,
+            **({"attention": attention or "linear"} if kind == "transformer" else {}),
+            "batch_size": cfg.batch_size, "compile": cfg.compile, "linear": "conv" if is_conv else "aten",
+            "interleaved": len(linears) > 1, "images_per_s": round(images_per_s, 1),
+            "images_per_s_range": [round(rates[-1], 1), round(rates[0], 1)],
+            "seconds_per_step": round(times[len(times) // 2] / steps, 4), "steps_timed": steps, "repeats": repeats,
+            "parameters": sum(p.numel() for p in model.parameters()), **(memory if len(linears) == 1 else {}),
+            **roofline, "device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__})
+    return records
 
 
 def main() -> None:
@@ -119,33 +157,43 @@ def main() -> None:
     p.add_argument("--model", default="all", choices=("all",) + MODELS)
     p.add_argument("--attention", default=None, choices=("linear", "softmax"), help="transformer only")
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--repeats", type=int, default=3, help="time --steps steps this many times; report the median")
     p.add_argument("--compile", default="default", choices=("default", "on", "off"),
                    help="default: as the recipe trains (the transformer compiled, the others eager)")
+    p.add_argument("--linear", default="auto", choices=("auto", "aten", "conv", "both"),
+                   help="linear layers: F.linear (aten), 1x1 convolutions (conv), as training picks (auto), "
+                        "or aten and conv interleaved in one process (both)")
     p.add_argument("--device", default="auto")
     a = p.parse_args()
     if a.model == "all":                                   # one process per measurement: separate peak memory
         results = []
         runs = [("classifier", None), ("transformer", "linear"), ("transformer", "softmax"), ("vae", None), ("latent", None)]
         for kind, attention in runs:
-            cmd = [sys.executable, __file__, "--model", kind, "--steps", str(a.steps), "--compile", a.compile,
-                   "--device", a.device] + (["--attention", attention] if attention else [])
+            cmd = [sys.executable, __file__, "--model", kind, "--steps", str(a.steps), "--repeats", str(a.repeats),
+                   "--compile", a.compile,
+                   "--device", a.device, "--linear", a.linear] + (["--attention", attention] if attention else [])
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            line = next(s for s in out.splitlines() if s.startswith('{"benchmark"'))
-            results.append(json.loads(line))
-            print(line, flush=True)
+            for line in out.splitlines():
+                if line.startswith('{"benchmark"'):
+                    results.append(json.loads(line))
+                    print(line, flush=True)
     else:
-        results = [throughput(a.model, a.steps, pick_device(a.device), a.compile,
-                              a.attention if a.model == "transformer" else None)]
-        print(json.dumps(results[0]))
+        results = throughput(a.model, a.steps, pick_device(a.device), a.compile,
+                             a.attention if a.model == "transformer" else None, a.linear, a.repeats)
+        for r in results:
+            print(json.dumps(r))
     for r in results:
         name = r["model"] + (f" ({r['attention']} attention)" if "attention" in r else "")
         mem = (f"peak {r['peak_cuda_mb']} MB" if "peak_cuda_mb" in r else
-               f"peak RSS {r['peak_rss_mb']:.0f} MB, training adds {r['step_adds_mb']:.0f} MB")
-        roof = (f"; {100 * r['matmul_fraction']:.0f}% of the matmul roofline ({r['flops_per_image'] / 1e6:.0f} MFLOP"
-                f" per image, products at {min(r['matmul_gflops']):.0f}-{max(r['matmul_gflops']):.0f} GFLOP/s), "
-                f"{r['images_per_s_at_250']:.0f} images/s at 250 GFLOP/s" if "matmul_fraction" in r else "")
-        print(f"{name:>32}: {r['images_per_s']:7.1f} images/s at batch {r['batch_size']}"
-              f"{' (compiled)' if r['compile'] else ''}, {mem}{roof}")
+               f"peak RSS {r['peak_rss_mb']:.0f} MB, training adds {r['step_adds_mb']:.0f} MB" if "peak_rss_mb" in r
+               else "interleaved with the other linear layers")
+        roof = (f"; {100 * r['matmul_fraction']:.0f}% of the roofline of {r['roofline_images_per_s']:.0f} images/s "
+                f"({r['flops_per_image'] / 1e6:.0f} MFLOP per image; products at {min(r['matmul_gflops']):.0f}-"
+                f"{max(r['matmul_gflops']):.0f} GFLOP/s with MKL, {min(r['onednn_gflops']):.0f}-"
+                f"{max(r['onednn_gflops']):.0f} with oneDNN)" if "matmul_fraction" in r else "")
+        lo, hi = r["images_per_s_range"]
+        print(f"{name:>32}: {r['images_per_s']:7.1f} images/s ({lo:.0f}-{hi:.0f}) at batch {r['batch_size']}"
+              f"{' (compiled)' if r['compile'] else ''}, linear layers {r['linear']}, {mem}{roof}")
 
 
 if __name__ == "__main__":

@@ -32,14 +32,17 @@ def test_attention_cost_times_every_method_at_every_length():
 def test_train_throughput_reports_speed_and_memory():
     records, summary = run("train_throughput.py", "--model", "classifier", "--steps", "2")
     (r,) = records
-    assert r["model"] == "classifier" and r["batch_size"] == 128 and r["images_per_s"] > 0
+    assert r["model"] == "classifier" and r["batch_size"] == 128 and r["images_per_s"] > 0 and r["repeats"] == 3
+    assert r["images_per_s_range"][0] <= r["images_per_s"] <= r["images_per_s_range"][1]
     assert r["peak_rss_mb"] > 100 and r["step_adds_mb"] >= 0          # the training set alone is ~190 MB
     assert "images/s" in summary and "roofline" in summary
     # the classifier's matrix-product FLOPs per image in closed form: 2 per multiply-add, forward (f), then backward:
     # weight gradients (f again) and input gradients (f, less the first convolution's, whose input needs none)
     macs = [28 * 28 * 32 * 9, 14 * 14 * 64 * 32 * 9, 14 * 14 * 64 * 64 * 9, 7 * 7 * 128 * 64 * 9, 6272 * 128, 128 * 10]
     assert r["flops_per_image"] == 2 * (3 * sum(macs) - macs[0])
-    assert r["matmul_gflops"][0] > 0 and r["matmul_fraction"] > 0 and r["images_per_s_at_250"] > 0
+    assert r["matmul_gflops"][0] > 0 and r["onednn_gflops"][0] > 0 and r["matmul_fraction"] > 0
+    assert r["roofline_images_per_s"] == pytest.approx(max(sum(r["matmul_gflops"]), sum(r["onednn_gflops"])) / 2
+                                                       * 1e9 / r["flops_per_image"], rel=0.01)
 
 
 @needs_data
@@ -77,3 +80,12 @@ def test_kl_sweep_adds_new_betas_to_an_earlier_sweep_and_skips_done_ones(tmp_pat
     rec = json.loads((tmp_path / "kl_sweep.json").read_text())
     assert [p["beta"] for p in rec["points"]] == [1e-4, 1e-3, 1e-2] and len(rec["runs"]) == 2
     assert all("git_commit" in p for p in rec["points"])
+
+
+@needs_data
+def test_train_throughput_compares_linear_layers_interleaved():
+    records, summary = run("train_throughput.py", "--model", "classifier", "--steps", "1", "--repeats", "2",
+                           "--linear", "both")
+    assert [r["linear"] for r in records] == ["aten", "conv"] and all(r["interleaved"] for r in records)
+    assert records[0]["flops_per_image"] == records[1]["flops_per_image"]       # the same products, either way
+    assert "interleaved" in summary
