@@ -107,6 +107,27 @@ class EMA:
             b_ema.copy_(b)
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of handing large blocks back to the system.
+
+    A training step allocates and frees the same large activations at every step. By default glibc serves large
+    blocks with mmap and unmaps them on free, so every step pays page faults while the kernel zeroes fresh pages.
+    Setting the mmap threshold to 32 MB and the trim threshold to 1 GB (``mallopt``) makes freed blocks reusable:
+    measured here, the pixel transformer's compiled step went from 1,110-1,120 to 1,460 images/s, its system time
+    from 4.5 to 1.1 s a run. The cost: the process keeps its peak memory until it exits. Linux with glibc only
+    (returns False elsewhere, changing nothing); True when both settings were taken."""
+    import ctypes
+    import platform
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3                 # from <malloc.h>
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: decay the weights of Linear and Conv layers only; norms, biases, embeddings are exempt."""
     decay, no_decay = [], []
@@ -203,7 +224,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     """Train ``model`` on ``n_examples`` in-memory examples; see the module docstring.
 
     ``loss_fn(model, idx, generator) -> scalar loss``, with ``idx`` an int64 tensor of batch indices.
-    On x86 CPUs with AVX-512 the model's ``nn.Linear`` layers become ``fastlinear.ConvLinear`` (in place, and they
+    On the CPU, ``keep_freed_memory`` tunes malloc first. On x86 CPUs with AVX-512 the model's ``nn.Linear`` layers become ``fastlinear.ConvLinear`` (in place, and they
     stay so; same parameters and state_dict; ``cfg.conv_linears`` overrides the choice).
     With ``out`` set, checkpoints go to ``out/checkpoint`` every ``cfg.checkpoint_every`` steps and at the
     end, and the weights to sample with (EMA if kept) plus their config to ``out``.
@@ -220,6 +241,8 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     torch.manual_seed(cfg.seed)                          # the same initial weights on every rank
     gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * rank)     # but different noise
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        keep_freed_memory()                              # no page faults for each step's activations
     conv = conv_linears_help(device) if cfg.conv_linears is None else cfg.conv_linears
     use_conv_linears(model, conv)                        # same weights, faster products (before the EMA copies it)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None

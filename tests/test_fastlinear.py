@@ -1,6 +1,8 @@
-"""Linear layers as 1x1 convolutions (fashiondiff.fastlinear): the same function, gradients, weights and FLOPs."""
+"""Linear layers as 1x1 convolutions (fashiondiff.fastlinear): the same function, gradients, weights and FLOPs;
+and the malloc settings train() uses on the CPU."""
 
 import copy
+import platform
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from fashiondiff.fastlinear import MIN_ROWS, ConvLinear, conv_linears_help, linear_as_conv, use_conv_linears
-from fashiondiff.training import TrainConfig, train
+from fashiondiff.training import TrainConfig, keep_freed_memory, train
 from fashiondiff.transformer import EfficientTransformerDenoiser
 
 
@@ -108,3 +110,8 @@ def test_the_custom_operators_pass_torch_opcheck():
     for bias in (torch.randn(6), None):
         torch.library.opcheck(_conv1x1, (image, torch.randn(6, 8), bias))
     torch.library.opcheck(_conv1x1_backward, (grad, image, torch.randn(6, 8)))
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
+def test_malloc_takes_the_settings_that_keep_freed_memory():
+    assert keep_freed_memory() and keep_freed_memory()          # accepted, and again (train calls it every run)
