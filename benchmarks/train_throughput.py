@@ -107,8 +107,8 @@ def throughput(kind: str, steps: int, device: torch.device, compile: str = "defa
     conv, two models in this process with their timed rounds interleaved, so that both see the same host; no memory
     figures then)."""
     linears = ("aten", "conv") if linear == "both" else (linear,)
-    before = resident_mb()
     runs = {name: recipe_run(kind, device, compile, attention, name) for name in linears}
+    before = resident_mb()                                 # the model(s) and the data are in memory now
     for run, _, _ in runs.values():
         run(5)                                             # warm-up (and compilation)
     speeds = [product_speeds()] if device.type == "cpu" else []
