@@ -1,11 +1,12 @@
 """Training throughput of every model in the course at its default batch size (images/s), with peak memory.
 
     python benchmarks/train_throughput.py [--model all|classifier|transformer|vae|latent] [--steps 30] [--repeats 3]
-                                          [--compile default|on|off] [--linear auto|aten|conv] [--device auto]
+                                          [--compile default|on|off] [--linear auto|aten|conv|both] [--device auto]
 
 Each model's recipe (``fashiondiff.recipes``) builds the model, its data and its loss, and
 ``fashiondiff.training.train`` itself is timed ``--repeats`` times for ``--steps`` steps after a 5-step warm-up
-(forward, backward, gradient clipping, AdamW, EMA), and the median is reported with the range. The transformer is measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
+(forward, backward, gradient clipping, AdamW, EMA), and the median is reported with the range. The transformer is
+measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
 own process, so that each one's peak memory is its own.
 
 ``--linear`` picks how linear layers run: ``aten`` is ``F.linear`` (MKL's sgemm on x86 CPUs), ``conv`` is
@@ -15,7 +16,7 @@ own process, so that each one's peak memory is its own.
 Speed on a shared CPU drifts by tens of percent from hour to hour, so each measurement also reports where it stands
 against the machine's own matrix-product speed at that moment, measured just before and just after the timed steps:
 ``matmul_gflops`` (a 2048 x 2048 fp32 product with ``torch.mm``, MKL) and ``onednn_gflops`` (the same product as a
-1x1 convolution, oneDNN; on AMD processors MKL leaves AVX-512 unused and oneDNN is about twice as fast). With
+1x1 convolution, oneDNN; on this AMD processor about twice as fast: see ``fashiondiff/fastlinear.py``). With
 ``flops_per_image`` (the forward and backward matrix-product FLOPs of one training example, counted by
 ``torch.utils.flop_counter``), ``matmul_fraction`` = images/s x flops_per_image / the faster of the two speeds is the
 share of the roofline the step reaches, and ``roofline_images_per_s`` = that speed / flops_per_image the images/s a
