@@ -24,8 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from fashiondiff.recipes import git_commit, hardware
-from fashiondiff.training import pick_device
+from fashiondiff.devices import pick_device
+from fashiondiff.provenance import git_commit, hardware
 
 
 def fashiondiff(*args: str) -> tuple[dict, float, str]:

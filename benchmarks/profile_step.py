@@ -16,8 +16,8 @@ import json
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from fashiondiff.recipes import SETUPS
-from fashiondiff.training import pick_device
+from fashiondiff.devices import pick_device
+from fashiondiff.recipes import RECIPES
 from train_throughput import recipe_run                          # benchmarks/: the training loop itself
 
 MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear", "aten::mkldnn_convolution",
@@ -26,7 +26,7 @@ MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear"
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="transformer", choices=tuple(SETUPS))
+    p.add_argument("--model", default="transformer", choices=tuple(RECIPES))
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rows", type=int, default=15)
     p.add_argument("--device", default="auto")

@@ -16,44 +16,46 @@ import time
 
 import torch
 
-from fashiondiff.pipelines import SAMPLING, generate, load_model
+from fashiondiff.diffusion import generate
+from fashiondiff.pipelines import load_model
 
-SETTINGS = [("transformer", dict(sampler="ddpm", steps=10, guidance=1.0, guidance_interval="all")),
-            ("transformer", dict(sampler="ddim", steps=10, guidance=1.0, guidance_interval="all")),
-            ("transformer", dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval="all")),
+# Changes to each model's default sampling settings (guidance_interval None: guidance at every step).
+SETTINGS = [("transformer", dict(sampler="ddpm", steps=10, guidance=1.0, guidance_interval=None)),
+            ("transformer", dict(sampler="ddim", steps=10, guidance=1.0, guidance_interval=None)),
+            ("transformer", dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval=None)),
             ("transformer", {}),                                             # its default
-            ("latent", dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval="all")),
-            ("latent", dict(sampler="ddim", steps=25, guidance=2.0, guidance_interval="all")),
-            ("latent", dict(sampler="ddim", steps=50, guidance=2.0, guidance_interval="all")),
-            ("latent", dict(sampler="ddim", steps=100, guidance=2.0, guidance_interval="all")),
-            ("latent", dict(sampler="ddim", steps=50, guidance=1.0, guidance_interval="all")),
+            ("latent", dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval=None)),
+            ("latent", dict(sampler="ddim", steps=25, guidance=2.0, guidance_interval=None)),
+            ("latent", dict(sampler="ddim", steps=50, guidance=2.0, guidance_interval=None)),
+            ("latent", dict(sampler="ddim", steps=100, guidance=2.0, guidance_interval=None)),
+            ("latent", dict(sampler="ddim", steps=50, guidance=1.0, guidance_interval=None)),
             ("latent", {}),                                                  # its default
-            ("latent", dict(sampler="ddpm", steps=1000, guidance=2.0, guidance_interval="all"))]
+            ("latent", dict(sampler="ddpm", steps=1000, guidance=2.0, guidance_interval=None))]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=500, help="images per setting (DDPM-1000: a fifth of it)")
     p.add_argument("--device", default="auto")
-    a = p.parse_args()
-    models = {kind: load_model(kind, device=a.device) for kind in ("transformer", "latent")}
+    args = p.parse_args()
+    models = {kind: load_model(kind, device=args.device) for kind in ("transformer", "latent")}
     results = []
-    for kind, opts in SETTINGS:
+    for kind, changes in SETTINGS:
         model = models[kind]
-        n = a.n // 5 if opts.get("steps") == 1000 else a.n
+        settings = model.sampling.replace(**changes)
+        n = args.n // 5 if settings.steps == 1000 else args.n
         labels = torch.arange(n) % 10
-        generate(kind, model, labels[:20], **opts)                           # warm-up
+        generate(model, labels[:20], settings)                               # warm-up
         t0 = time.perf_counter()
-        generate(kind, model, labels, **opts)
+        generate(model, labels, settings)
         seconds = time.perf_counter() - t0
-        full = {**SAMPLING[kind], **opts}
-        results.append({"benchmark": "sample_throughput", "model": kind, **full, "n": n,
+        results.append({"benchmark": "sample_throughput", "model": kind, **settings.to_dict(), "n": n,
                         "images_per_s": round(n / seconds, 1), "seconds_per_1000": round(1000 * seconds / n, 2),
-                        "default": not opts, "device": str(next(model.parameters()).device),
+                        "default": not changes, "device": str(next(model.parameters()).device),
                         "threads": torch.get_num_threads()})
         print(json.dumps(results[-1]), flush=True)
     for r in results:
-        interval = "" if r["guidance_interval"] in ("all", None) else f" at t={r['guidance_interval'][0]}..{r['guidance_interval'][1]}"
+        interval = "" if r["guidance_interval"] is None else f" at t={r['guidance_interval'][0]}..{r['guidance_interval'][1]}"
         print(f"{r['model']:>11} {r['sampler']} {r['steps']:>4} steps, w = {r['guidance']}{interval}:"
               f" {r['images_per_s']:8.1f} images/s ({r['seconds_per_1000']:.1f} s per 1,000)" + ("  default" if r["default"] else ""))
 

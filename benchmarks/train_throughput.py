@@ -10,7 +10,8 @@ measured twice, with linear and with softmax attention. With ``--model all`` (th
 own process, so that each one's peak memory is its own.
 
 ``--linear`` picks how linear layers run: ``aten`` is ``F.linear`` (MKL's sgemm on x86 CPUs), ``conv`` is
-``fashiondiff.fastlinear`` (1x1 convolutions, oneDNN), ``auto`` (the default) what training picks on this machine,
+``fashiondiff.fastlinear`` (1x1 convolutions, oneDNN), ``auto`` (the default) what the training command picks on this
+machine (``fashiondiff.runs.speed_up``, which also tunes malloc on a CPU, as it does here for every choice),
 ``both`` the first two in one process, their timed rounds interleaved: the fair comparison on a host whose speed drifts.
 
 Speed on a shared CPU drifts by tens of percent from hour to hour, so each measurement also reports where it stands
@@ -41,11 +42,12 @@ from dataclasses import replace
 
 import torch
 
-from fashiondiff.fastlinear import ConvLinear, linear_as_conv
-from fashiondiff.recipes import DEFAULTS, SETUPS
-from fashiondiff.training import pick_device, train
+from fashiondiff.devices import keep_freed_memory, pick_device
+from fashiondiff.fastlinear import ConvLinear, conv_linears_are_faster, linear_as_conv, use_conv_linears
+from fashiondiff.recipes import RECIPES
+from fashiondiff.training import train
 
-MODELS = ("classifier", "transformer", "vae", "latent")
+MODELS = tuple(RECIPES)
 
 
 def resident_mb() -> float:
@@ -86,15 +88,16 @@ def recipe_run(kind: str, device: torch.device, compile: str = "default", attent
     """(run, model, cfg): ``run(steps)`` trains ``kind``'s recipe for ``steps`` steps with
     ``fashiondiff.training.train`` itself (a batch, forward, backward, clipping, AdamW, EMA; no checkpoints) and
     returns its wall seconds. Successive calls continue on the same model; ``attention`` swaps the transformer's,
-    ``linear`` (auto, aten, conv) sets ``TrainConfig.conv_linears``."""
-    cfg = DEFAULTS[kind]
-    model, loss_fn, n = SETUPS[kind][0](device)
+    ``linear`` (auto, aten, conv) picks how its linear layers run."""
+    recipe = RECIPES[kind]
+    model, loss_fn, n = recipe.setup(recipe, device)
     if attention is not None:                              # the same recipe with the other attention
-        from fashiondiff.transformer import EfficientTransformerDenoiser
-        model = EfficientTransformerDenoiser(attention=attention).to(device)
-    cfg = replace(cfg, epochs=None, checkpoint_every=0, snapshot_every=0,
-                  compile=cfg.compile if compile == "default" else compile == "on",
-                  conv_linears={"auto": None, "aten": False, "conv": True}[linear])
+        model = recipe.build(attention=attention).to(device)
+    if device.type == "cpu":
+        keep_freed_memory()
+    use_conv_linears(model, {"auto": conv_linears_are_faster(device), "aten": False, "conv": True}[linear])
+    cfg = replace(recipe.train, epochs=None, checkpoint_every=0, snapshot_every=0,
+                  compile=recipe.train.compile if compile == "default" else compile == "on")
 
     def run(steps: int, compile: bool = cfg.compile) -> float:
         return train(model, loss_fn, n, replace(cfg, max_steps=steps, log_every=steps, compile=compile),

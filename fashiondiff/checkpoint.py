@@ -1,8 +1,9 @@
 """Weights on disk: safetensors for tensors, JSON for everything else. Nothing is ever unpickled.
 
 A weights folder holds ``model.safetensors`` (the weights to sample with, EMA where there is one),
-``config.json`` (``{"model": kind, "config": {...}}``, enough to rebuild the module) and, for bundled
-weights, ``record.json`` (how they were trained and what they score).
+``config.json`` (``{"model": kind, "config": {...}}``, enough to rebuild the module, and for a generator
+``"sampling"``: its default ``SamplingConfig``) and, for bundled weights, ``record.json`` (how they were trained
+and what they score).
 Every file is written atomically: to a temporary file in the same folder, fsync, then rename, so a
 crash never leaves a half-written file under the real name.
 """
@@ -18,6 +19,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .sampling import SamplingConfig
+
+BUNDLED = Path(__file__).parent / "weights"          # the weights shipped with the package, a folder per model
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 RECORD = "record.json"
@@ -94,18 +98,37 @@ def load_json(path: str | Path) -> dict:
 
 
 def save_weights(folder: str | Path, model: torch.nn.Module, kind: str, config: dict) -> None:
-    """Save ``model``'s state dict and the config that rebuilds it into ``folder``."""
+    """Save ``model``'s state dict and the config that rebuilds it into ``folder``, with the model's default
+    sampling settings (``model.sampling``) when it has them."""
     folder = Path(folder)
     save_tensors(folder / WEIGHTS, model.state_dict())
-    save_json(folder / CONFIG, {"model": kind, "config": config})
+    meta = {"model": kind, "config": config}
+    if getattr(model, "sampling", None) is not None:
+        meta["sampling"] = model.sampling.to_dict()
+    save_json(folder / CONFIG, meta)
 
 
 def read_weights(folder: str | Path, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(config, state_dict)`` from a weights folder, checking that it holds a ``kind`` model."""
+    """``(config.json as a dict, state_dict)`` from a weights folder, checking that it holds a ``kind`` model."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"weights folder {folder} does not exist")
     meta = load_json(folder / CONFIG)
     if meta.get("model") != kind:
         raise ValueError(f"{folder} holds {meta.get('model')!r} weights, not {kind!r} weights")
-    return meta["config"], load_tensors(folder / WEIGHTS)
+    return meta, load_tensors(folder / WEIGHTS)
+
+
+def load_module(cls: type[torch.nn.Module], folder: str | Path, kind: str) -> torch.nn.Module:
+    """A ``cls`` model rebuilt from a weights folder, in eval mode on the CPU; ``model.sampling`` is set from the
+    folder's default sampling settings when it has them. Weights that do not fit raise ``ValueError``."""
+    meta, state = read_weights(folder, kind)
+    model = cls(**meta["config"])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(f"{folder}: weights do not fit a {kind} model ({first})") from None
+    if meta.get("sampling"):
+        model.sampling = SamplingConfig(**meta["sampling"])
+    return model.eval()

@@ -49,9 +49,3 @@ class FashionClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) -> (N, n_classes) logits."""
         return self.head(self.features(x))                           # (N, n_classes)
-
-
-def down_up(x: torch.Tensor, size: int = 16) -> torch.Tensor:
-    """The pixel track's resolution pipeline: 28 -> ``size`` (antialiased) -> back to 28 (bilinear)."""
-    small = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return FashionClassifier.prepare(small)

@@ -8,6 +8,7 @@
     fashiondiff evaluate transformer --n 2000 --json
 
 Without ``--weights`` the bundled weights are used. Bad arguments exit with status 2 and one line.
+The models, their defaults and their options come from ``fashiondiff.recipes``.
 """
 
 from __future__ import annotations
@@ -18,36 +19,49 @@ import shlex
 import sys
 from pathlib import Path
 
-TRAINABLE = ("classifier", "transformer", "vae", "latent")
-GENERATORS = ("transformer", "latent")
-EVALUABLE = ("classifier",) + GENERATORS
+from .checkpoint import CONFIG, load_json
+from .recipes import GENERATORS, RECIPES
+from .sampling import SAMPLERS, SamplingConfig
+
+SAMPLING_OPTIONS = ("sampler", "steps", "guidance", "guidance_interval", "eta")
 
 
 class UsageError(ValueError):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
+def _defaults(field_of) -> str:
+    """'name X, name Y' over the recipes that have a value, for a help text."""
+    pairs = [(name, field_of(r)) for name, r in RECIPES.items()]
+    return ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in pairs if value is not None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fashiondiff", description="Diffusion models on Fashion-MNIST.")
     sub = p.add_subparsers(dest="command", required=True)
+    models = "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items())
 
-    t = sub.add_parser("train", help="train a model (defaults: the course's recipe)")
-    t.add_argument("model", choices=TRAINABLE)
+    t = sub.add_parser("train", help="train a model with the course's recipe", description=models)
+    t.add_argument("model", choices=tuple(RECIPES))
     length = t.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float)
+    length.add_argument("--epochs", type=float, help=f"default: {_defaults(lambda r: r.train.epochs)}")
     length.add_argument("--max-steps", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--schedule", choices=("restarts", "cosine", "constant"), help="learning-rate schedule")
+    t.add_argument("--batch-size", type=int, help=f"default: {_defaults(lambda r: r.train.batch_size)}")
+    t.add_argument("--lr", type=float, help=f"peak learning rate; default: {_defaults(lambda r: r.train.lr)}")
+    t.add_argument("--schedule", choices=("cosine", "restarts", "constant"),
+                   help=f"learning-rate schedule; default: {_defaults(lambda r: r.train.schedule)}")
     t.add_argument("--out", type=Path, help="output folder (default: runs/<model>)")
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     t.add_argument("--seed", type=int)
-    t.add_argument("--vae-weights", type=Path, default=None, help="latent: the VAE to work with (default: bundled)")
-    t.add_argument("--kl-weight", type=float, default=None, help="vae: beta, the KL term's weight (default 1e-3)")
     t.add_argument("--device", default="auto", help="cuda, mps, cpu or auto (default)")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-eval", action="store_true", help="skip the measurements after training (quick runs)")
+    for name in sorted({o for r in RECIPES.values() for o in r.options}):
+        owners = [m for m, r in RECIPES.items() if name in r.options]
+        kind, text = RECIPES[owners[0]].options[name]
+        t.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=f"{', '.join(owners)} only: {text}")
 
     g = sub.add_parser("generate", help="sample images from a diffusion model")
     g.add_argument("model", choices=GENERATORS)
@@ -57,22 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--progression", action="store_true", help="draw the denoising process per class")
     g.add_argument("--out", type=Path, required=True, help="FILE.png (labelled grid) or FILE.npz")
 
-    e = sub.add_parser("evaluate", help="measure a model (accuracy, FID ratio, conditional accuracy)")
-    e.add_argument("model", choices=EVALUABLE)
-    e.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
+    e = sub.add_parser("evaluate", help="measure a model: a classifier's accuracy, a VAE's reconstructions, "
+                                        "a generator's samples")
+    e.add_argument("model", choices=tuple(RECIPES))
+    e.add_argument("--n", type=int, default=2000, help="number of samples or reconstructions (default 2000)")
     _sampling_args(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
 def _sampling_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="default: the model's own")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's own)")
-    p.add_argument("--guidance", type=float, default=None,
-                   help="classifier-free guidance w: 0 unconditional, 1 plain conditional")
-    p.add_argument("--guidance-interval", type=_interval, default=None, metavar="LO,HI|all",
-                   help="apply guidance only at timesteps LO..HI (default: the model's own), or at all steps")
-    p.add_argument("--eta", type=float, default=None, help="DDIM noise: 0 deterministic (default), 1 = DDPM's variance")
+    """The sampling options; one not given is absent from the parsed arguments (the model's default stays)."""
+    sampling = lambda field: _defaults(lambda r: getattr(r.sampling, field) if r.sampling else None)  # noqa: E731
+    p.add_argument("--sampler", choices=SAMPLERS, default=argparse.SUPPRESS,
+                   help=f"default: the model's own ({sampling('sampler')})")
+    p.add_argument("--steps", type=int, default=argparse.SUPPRESS, help=f"default: {sampling('steps')}")
+    p.add_argument("--guidance", type=float, default=argparse.SUPPRESS,
+                   help=f"classifier-free guidance w: 0 unconditional, 1 plain conditional; default: {sampling('guidance')}")
+    p.add_argument("--guidance-interval", type=_interval, default=argparse.SUPPRESS, metavar="LO,HI|all",
+                   help="apply guidance only at timesteps LO..HI, or at all steps (default: the model's own)")
+    p.add_argument("--eta", type=float, default=argparse.SUPPRESS,
+                   help=f"DDIM's noise: 0 deterministic, 1 = DDPM's variance; default: {sampling('eta')}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: bundled)")
     p.add_argument("--device", default="auto")
@@ -80,7 +99,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
 
 def _interval(text: str):
     if text.strip().lower() == "all":
-        return "all"
+        return None                                  # SamplingConfig's "every step"
     try:
         lo, hi = (int(v) for v in text.split(","))
     except ValueError:
@@ -90,6 +109,26 @@ def _interval(text: str):
     return (lo, hi)
 
 
+def _settings(args, model_name: str) -> SamplingConfig | None:
+    """The model's default sampling settings with the options given on the command line; None when none were."""
+    given = {k: getattr(args, k) for k in SAMPLING_OPTIONS if hasattr(args, k)}
+    if not given:
+        return None
+    default = RECIPES[model_name].sampling
+    if default is not None and args.weights is not None:        # a weights folder may hold its own default
+        saved = load_json(args.weights / CONFIG).get("sampling")
+        default = SamplingConfig(**saved) if saved else default
+    if default is None:
+        raise UsageError(f"--{next(iter(given)).replace('_', '-')} applies to generators only "
+                         f"({', '.join(GENERATORS)})")
+    try:
+        return default.replace(**given)
+    except ValueError as e:                          # SamplingConfig names the field first: name the option
+        message = str(e)
+        field = next((f for f in SAMPLING_OPTIONS if message.startswith(f + " ")), None)
+        raise UsageError("--" + field.replace("_", "-") + message[len(field):] if field else message) from None
+
+
 def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
     if path.suffix.lower() not in suffixes:
         raise UsageError(f"--out {path}: unknown extension {path.suffix or '(none)'!r} (allowed: {', '.join(suffixes)})")
@@ -97,24 +136,25 @@ def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
         raise UsageError(f"--out {path}: folder {path.parent} does not exist")
 
 
-def cmd_train(a) -> int:
-    from . import recipes
+def cmd_train(args) -> int:
+    from .runs import run
     for name in ("epochs", "max_steps", "batch_size", "checkpoint_every"):
-        v = getattr(a, name)
+        v = getattr(args, name)
         if v is not None and v <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {v}")
-    out = a.out or Path("runs") / a.model
-    overrides = dict(epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size, lr=a.lr, schedule=a.schedule,
-                     checkpoint_every=a.checkpoint_every, seed=a.seed)
+    recipe = RECIPES[args.model]
+    options = {name: getattr(args, name) for name in {o for r in RECIPES.values() for o in r.options}}
+    for name, value in options.items():
+        if value is not None and name not in recipe.options:
+            owners = [m for m, r in RECIPES.items() if name in r.options]
+            raise UsageError(f"--{name.replace('_', '-')} only applies to `train {' / '.join(owners)}`")
+    out = args.out or Path("runs") / args.model
+    overrides = dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
+                     schedule=args.schedule, checkpoint_every=args.checkpoint_every, seed=args.seed)
     command = "fashiondiff " + " ".join(shlex.quote(x) for x in sys.argv[1:])
-    if a.vae_weights is not None and a.model != "latent":
-        raise UsageError("--vae-weights only applies to `train latent`")
-    if a.kl_weight is not None and (a.model != "vae" or a.kl_weight < 0):
-        raise UsageError("--kl-weight applies to `train vae` only and must be >= 0")
     try:
-        rec = recipes.run(a.model, out, overrides, device=a.device, resume=a.resume, progress=not a.no_progress,
-                          command=command, vae_weights=a.vae_weights, measure=not a.no_eval,
-                          kl_weight=a.kl_weight)
+        rec = run(args.model, out, overrides, device=args.device, resume=args.resume, progress=not args.no_progress,
+                  command=command, measure=not args.no_eval, **{k: v for k, v in options.items() if k in recipe.options})
     finally:                                         # under torchrun: leave the process group cleanly
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
@@ -124,36 +164,26 @@ def cmd_train(a) -> int:
     return 0
 
 
-def _check_sampling(a) -> None:
-    if a.eta is not None and not 0 <= a.eta <= 1:
-        raise UsageError(f"--eta must be between 0 and 1, got {a.eta}")
-    if a.eta and (a.sampler or "") == "ddpm":
-        raise UsageError("--eta applies to --sampler ddim only (ddpm is eta = 1)")
-
-
-def cmd_generate(a) -> int:
+def cmd_generate(args) -> int:
     from . import pipelines
-    _check_sampling(a)
-    _check_out(a.out, (".png", ".npz"))
-    if a.n_per_class < 1:
-        raise UsageError(f"--n-per-class must be at least 1, got {a.n_per_class}")
-    pipelines.generate_to_file(a.model, a.out, classes=a.classes, n_per_class=a.n_per_class, sampler=a.sampler,
-                               steps=a.steps, guidance=a.guidance, seed=a.seed, weights=a.weights,
-                               device=a.device, progression=a.progression, guidance_interval=a.guidance_interval,
-                               eta=a.eta)
-    print(f"wrote {a.out}")
+    settings = _settings(args, args.model)
+    _check_out(args.out, (".png", ".npz"))
+    if args.n_per_class < 1:
+        raise UsageError(f"--n-per-class must be at least 1, got {args.n_per_class}")
+    pipelines.generate_to_file(args.model, args.out, settings, classes=args.classes, n_per_class=args.n_per_class,
+                               seed=args.seed, weights=args.weights, device=args.device, progression=args.progression)
+    print(f"wrote {args.out}")
     return 0
 
 
-def cmd_evaluate(a) -> int:
+def cmd_evaluate(args) -> int:
     from . import pipelines
-    _check_sampling(a)
-    if a.model != "classifier" and a.n < 2:
-        raise UsageError(f"--n must be at least 2 to estimate a covariance, got {a.n}")
-    result = pipelines.evaluate(a.model, n=a.n, sampler=a.sampler, steps=a.steps, guidance=a.guidance,
-                                seed=a.seed, weights=a.weights, device=a.device, guidance_interval=a.guidance_interval,
-                                eta=a.eta)
-    if a.json:
+    settings = _settings(args, args.model)
+    if args.n < 2:
+        raise UsageError(f"--n must be at least 2 to estimate a covariance, got {args.n}")
+    result = pipelines.evaluate(args.model, n=args.n, settings=settings, seed=args.seed, weights=args.weights,
+                                device=args.device)
+    if args.json:
         print(json.dumps(result))
     else:
         for k, v in result.items():
@@ -163,9 +193,9 @@ def cmd_evaluate(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    a = parser.parse_args(argv)                      # argparse itself exits 2 on bad syntax
+    args = parser.parse_args(argv)                   # argparse itself exits 2 on bad syntax
     try:
-        return {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}[a.command](a)
+        return {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
     except KeyboardInterrupt as e:
         print(f"fashiondiff: {e or 'interrupted'}", file=sys.stderr)
         return 130

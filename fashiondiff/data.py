@@ -198,11 +198,28 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def round_trip(x: torch.Tensor, size: int = 16) -> torch.Tensor:
+    """(N, 1, 28, 28) -> (N, 1, 28, 28) that has been through ``size`` x ``size``: down antialiased, as ``to_float``
+    does, and back up bilinearly, as the classifier does with small images: what a 16x16 sample looks like to it."""
+    small = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
 def load(split: str = "train", size: int = 28, root: str | Path | None = None,
          download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, y)``: float images (N, 1, size, size) in [-1, 1] (a new tensor) and int64 labels (N,)."""
     s = load_split(split, root, download)
     return to_float(s.images, size), s.labels.clone()
+
+
+def map_batches(fn, x: torch.Tensor, batch_size: int = 1000, device: torch.device | str | None = None):
+    """``fn`` applied to ``x`` in batches of ``batch_size`` rows (each moved to ``device``), the results concatenated
+    on the CPU: a tensor, or a tuple of tensors when ``fn`` returns a tuple. Nothing is kept for autograd."""
+    with torch.no_grad():
+        outs = [fn(x[i:i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat([o[k].cpu() for o in outs]) for k in range(len(outs[0])))
+    return torch.cat([o.cpu() for o in outs])
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None, drop_last: bool = True):

@@ -13,9 +13,8 @@ Sampling goes from pure noise at t = T down to 0 over ``steps`` timesteps t > s:
                              exactly the posterior variance of the ancestral step
 
 Classifier-free guidance (Ho & Salimans 2022): pred = pred_uncond + w (pred_cond - pred_uncond),
-so w = 0 is unconditional and w = 1 plain conditional. With ``guidance_interval = (lo, hi)`` the guidance is
-applied only at timesteps lo <= t <= hi and the plain conditional model is used elsewhere (Kynkaanniemi et al.
-2024, "Applying guidance in a limited interval improves sample and distribution quality").
+so w = 0 is unconditional and w = 1 plain conditional; ``SamplingConfig`` (``fashiondiff.sampling``) says which
+sampler, how many steps, which w and at which timesteps.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .sampling import SamplingConfig
 from .schedule import NoiseSchedule
 
 
@@ -51,46 +51,66 @@ def predict(model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance
 
 
 @torch.no_grad()
-def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ...], steps: int | None = None,
-           sampler: str = "ddpm", guidance: float = 1.0, prediction: str = "x0", clip: float | None = 1.0,
-           generator: torch.Generator | None = None, trajectory: bool = False,
-           guidance_interval: tuple[int, int] | None = None, eta: float = 0.0):
-    """Generate ``len(y)`` samples of ``shape`` (C, H, W) for labels ``y`` (N,).
+def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ...], settings: SamplingConfig,
+           prediction: str = "x0", clip: float | None = 1.0, generator: torch.Generator | None = None,
+           trajectory: bool = False):
+    """Generate ``len(y)`` samples of ``shape`` (C, H, W) for labels ``y`` (N,) as ``settings`` say.
 
-    ``clip`` clamps the predicted x_0 to [-clip, clip] (right for pixels in [-1, 1]; use None for latents).
-    Returns (N, C, H, W), or with ``trajectory`` also the list of iterates [x_T, ..., x_0] (for plots).
+    ``prediction`` is what ``model`` predicts ("x0" or "eps"); ``clip`` clamps the predicted x_0 to [-clip, clip]
+    (right for pixels in [-1, 1]; None for latents). Returns (N, C, H, W), or with ``trajectory`` also the list
+    of iterates [x_T, ..., x_0] (for plots).
     """
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"unknown sampler {sampler!r} (allowed: ddpm, ddim)")
-    if guidance < 0:
-        raise ValueError(f"guidance must be >= 0, got {guidance}")
-    if not 0 <= eta <= 1:
-        raise ValueError(f"eta must be between 0 and 1, got {eta}")
+    if prediction not in ("x0", "eps"):
+        raise ValueError(f"unknown prediction {prediction!r} (allowed: x0, eps)")
     device = y.device
     x = torch.randn((len(y), *shape), generator=generator).to(device)                  # (N, C, H, W) at t = T
-    ts = schedule.timesteps(steps)
+    ts = schedule.timesteps(settings.steps)
     xs = [x.cpu()] if trajectory else None
     for i, t_int in enumerate(ts):
         s_int = ts[i + 1] if i + 1 < len(ts) else 0
-        t = torch.full((len(y),), t_int, device=device, dtype=torch.long)
-        s = torch.full_like(t, s_int)
-        in_interval = guidance_interval is None or guidance_interval[0] <= t_int <= guidance_interval[1]
-        out = predict(model, x, t, y, guidance if in_interval else 1.0)
-        x0 = out if prediction == "x0" else schedule.x0_from_eps(x, t, out)              # (N, C, H, W)
+        t = torch.full((len(y),), t_int, device=device, dtype=torch.long)               # (N,)
+        s = torch.full_like(t, s_int)                                                   # (N,)
+        out = predict(model, x, t, y, settings.guidance_at(t_int))                      # (N, C, H, W)
+        x0 = out if prediction == "x0" else schedule.x0_from_eps(x, t, out)             # (N, C, H, W)
         if clip is not None:
             x0 = x0.clamp(-clip, clip)
         if s_int == 0:
             x = x0
-        elif sampler == "ddpm":
+        elif settings.sampler == "ddpm":
             mean, var = schedule.posterior(x0, x, t, s)
             x = mean + var.sqrt() * torch.randn(x.shape, generator=generator).to(device)
         else:
+            # a clamped x0 no longer matches the network's eps: recompute eps from it so the two agree
             eps = schedule.eps_from_x0(x, t, x0) if (prediction == "x0" or clip is not None) else out
             ab_t, ab_s = schedule.at(schedule.abar, t, x), schedule.at(schedule.abar, s, x)
-            sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)).sqrt()
+            sigma = settings.eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)).sqrt()
             x = ab_s.sqrt() * x0 + (1 - ab_s - sigma ** 2).sqrt() * eps
-            if eta:
+            if settings.eta:
                 x = x + sigma * torch.randn(x.shape, generator=generator).to(device)
         if trajectory:
             xs.append(x.cpu())
     return (x, xs) if trajectory else x
+
+
+def generate(model, labels: torch.Tensor, settings: SamplingConfig, seed: int = 0, batch_size: int | None = None,
+             trajectory: bool = False, progress: bool = False):
+    """Sample one image per entry of ``labels`` (N,) from a generator: float (N, 1, H, W) in [-1, 1].
+
+    A generator is a denoiser that also says how it is sampled: ``schedule``, ``prediction``, ``clip``,
+    ``sample_shape`` (what the sampler draws), ``decode`` (from that to images) and ``sample_batch_size``
+    (``TransformerDenoiser``, ``LatentDiffusion``). One generator seeded with ``seed`` serves all the batches.
+    With ``trajectory`` the whole batch is sampled at once and the decoded iterates [x_T, ..., x_0] come back too.
+    """
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    labels = labels.to(device)
+    opts = dict(prediction=model.prediction, clip=model.clip, generator=gen)
+    if trajectory:
+        x, xs = sample(model, model.schedule, labels, model.sample_shape, settings, trajectory=True, **opts)
+        return model.decode(x).cpu(), [model.decode(z.to(device)).cpu() for z in xs]
+    from tqdm.auto import tqdm
+    batch_size = batch_size or model.sample_batch_size
+    starts = range(0, len(labels), batch_size)
+    return torch.cat([model.decode(sample(model, model.schedule, labels[i:i + batch_size], model.sample_shape,
+                                          settings, **opts)).cpu()
+                      for i in tqdm(starts, desc="sample", unit="batch", disable=not progress or len(starts) < 4)])

@@ -1,18 +1,16 @@
 """Linear layers computed as 1x1 convolutions, so that PyTorch runs them with oneDNN instead of MKL.
 
-On the CPU, ``F.linear`` calls MKL's sgemm, and MKL is known to keep its AVX-512 kernels for Intel processors. On
-the 2-core AMD EPYC this course is measured on (AVX-512 included), a 2048 x 2048 fp32 product runs at about 220
-GFLOP/s with ``torch.mm`` and at about 460 as a 1x1 convolution, which PyTorch hands to oneDNN (it picks its kernels
-by the instruction set alone). A linear layer is a 1x1 convolution over a sequence of tokens, so we can send it there:
+On the CPU, ``F.linear`` calls MKL's sgemm, which on some x86 processors with AVX-512 (AMD's among them) runs
+narrower kernels than the processor allows, while a convolution goes to oneDNN, which picks its kernels by the
+instruction set alone (the README's benchmarks give both speeds). A linear layer is a 1x1 convolution over a
+sequence of tokens, so we can send it there:
 
     y = x W^T + b,  x (M, in)  ==  conv2d(x seen as a (1, in, M, 1) image, W as (out, in, 1, 1) kernels)
 
 and seeing it so costs nothing: a row-major (M, in) matrix *is* a channels-last (1, in, M, 1) image, the layout
 oneDNN prefers, and the output comes back channels-last, i.e. as a row-major (M, out) matrix. The backward pass
 is the convolution's backward (grad_x = grad_y W, grad_W = grad_y^T x, grad_b = sum of grad_y), also oneDNN.
-Measured here, forward and backward of the transformer's (8,192 x 128) -> 384 layer: 187 GFLOP/s through MKL,
-365 through oneDNN; the whole training step of the pixel transformer, compiled: 1.49x the images per second
-(``benchmarks/train_throughput.py --model transformer --linear both``: 1,407 against 943).
+``benchmarks/train_throughput.py --linear both`` measures what it gains for a whole training step.
 
 Both passes are registered as custom operators (``torch.library.custom_op``), so that ``torch.compile`` calls them
 as they are instead of re-deriving the convolution with its own, here slower, choice of memory layout.
@@ -110,8 +108,7 @@ def linear_as_conv(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Ten
     return _as_rows(_conv1x1(image, weight, bias)).reshape(*lead, weight.shape[0])   # (..., out)
 
 
-MIN_ROWS = 512      # below this many rows F.linear stays. Measured here, forward and backward, conv time / F.linear
-                    # time: 1.32 at (256 x 128) -> 256, 0.83 at (512 x 128) -> 384, 0.49 at (8,192 x 128) -> 384
+MIN_ROWS = 512      # below this many rows the convolution's fixed cost outweighs its faster kernel: F.linear stays
 
 
 class ConvLinear(nn.Linear):
@@ -124,10 +121,10 @@ class ConvLinear(nn.Linear):
         return linear_as_conv(x, self.weight, self.bias)
 
 
-def conv_linears_help(device: torch.device | str) -> bool:
-    """Whether ``use_conv_linears`` is expected to speed up training on ``device``: an x86 CPU with AVX-512 and
-    oneDNN. (On Intel processors MKL has AVX-512 kernels of its own, so the gain there should be small: not measured
-    here. On ARM and on GPUs the plain ``F.linear`` stays.)"""
+def conv_linears_are_faster(device: torch.device | str) -> bool:
+    """True where ``use_conv_linears`` is expected to speed up training on ``device``: an x86 CPU with AVX-512 and
+    oneDNN. (On Intel processors MKL has AVX-512 kernels of its own, so the gain there should be small. On ARM and
+    on GPUs the plain ``F.linear`` stays.)"""
     return (torch.device(device).type == "cpu" and torch.backends.mkldnn.is_available()
             and platform.machine().lower() in ("x86_64", "amd64")
             and torch.backends.cpu.get_cpu_capability().startswith("AVX512"))

@@ -13,11 +13,19 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .schedule import NoiseSchedule
 from .unet import LatentUNet
 from .vae import VAE
 
 
 class LatentDiffusion(nn.Module):
+    """The VAE and the UNet as one generator (``diffusion.generate``): the sampler draws (C, 7, 7) latents with
+    the UNet's eps, unclamped (latents are not confined to [-1, 1]), and ``decode`` turns them into images."""
+    prediction = "eps"
+    clip = None
+    image_size = 28                    # of the decoded images
+    sample_batch_size = 500            # latents per sampling batch
+
     def __init__(self, vae: dict, unet: dict, **derived):
         """``vae`` and ``unet``: the two parts' configs. ``derived`` (timesteps, schedule, prediction) is what
         ``config`` repeats from the UNet's config for the samplers; given back on loading, it must agree."""
@@ -39,8 +47,13 @@ class LatentDiffusion(nn.Module):
         return self.unet.label
 
     @property
-    def latent_shape(self) -> tuple[int, int, int]:
+    def sample_shape(self) -> tuple[int, int, int]:
+        """(C, 7, 7): the latents the sampler draws."""
         return (self.vae.latent_channels, 7, 7)
+
+    @property
+    def schedule(self) -> NoiseSchedule:
+        return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -10,8 +10,8 @@ random states and, in its header, the step and loss history, so a resumed run co
 saved one stood. It is written atomically (temporary file, fsync, rename: ``fashiondiff.checkpoint``), so a
 crash at any moment leaves the previous checkpoint intact; ``state.json`` beside it is a readable copy of the header.
 
-Several processes (``torchrun --nproc_per_node N -m fashiondiff train ...``): ``init_distributed`` joins the
-process group (gloo on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, every rank takes
+Several processes (``torchrun --nproc_per_node N -m fashiondiff train ...``): ``devices.init_distributed`` joins
+the process group (gloo on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, every rank takes
 its 1/N share of each global batch (so the batch size stays as configured), gradients are averaged across ranks,
 and only rank 0 writes checkpoints, snapshots, weights and the progress bar.
 """
@@ -19,10 +19,7 @@ and only rank 0 writes checkpoints, snapshots, weights and the progress bar.
 from __future__ import annotations
 
 import copy
-import ctypes
 import math
-import os
-import platform
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,7 +32,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import load_json, load_meta, load_tensors, remove_stale_temporaries, save_json, save_tensors, save_weights
-from .fastlinear import conv_linears_help, use_conv_linears
+from .devices import rank_and_world
 
 
 @dataclass
@@ -46,8 +43,8 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 3e-4
     weight_decay: float = 0.05         # AdamW, on Linear/Conv weights only (not norms, biases, embeddings)
-    schedule: str = "restarts"         # "restarts" (cosine warm restarts), "cosine" or "constant"
-    cycles: int = 4                    # restarts: cycle lengths 1, 2, 4, 8 (T_mult = 2) filling the run
+    schedule: str = "cosine"           # "cosine" (one decay), "restarts" (cosine warm restarts) or "constant"
+    cycles: int = 4                    # restarts only: cycle lengths 1, 2, 4, 8 (T_mult = 2) filling the run
     warmup_steps: int = 100
     grad_clip: float = 1.0
     ema_decay: float | None = 0.999
@@ -56,8 +53,6 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 25
     compile: bool = False              # torch.compile the forward pass (fuses element-wise work; see benchmarks/)
-    conv_linears: bool | None = None   # Linear layers as oneDNN 1x1 convolutions; None: where that is faster
-                                       # (x86 CPUs with AVX-512: fashiondiff.fastlinear)
 
     def total_steps(self, n_examples: int) -> int:
         if self.max_steps:
@@ -91,8 +86,9 @@ class EMA:
     """Exponential moving average of a model's weights: ``shadow <- decay * shadow + (1 - decay) * weights``.
 
     With ``step`` given, the decay warms up as min(decay, (1 + step) / (10 + step)): without it, after n steps
-    a fraction decay^n of the *initial* weights stays in the average (0.9995^4680 = 9.6%; with a zero-initialised
-    output layer that shrinks every prediction by 10%, which deterministic DDIM cannot recover from).
+    a fraction decay^n of the *initial* weights stays in the average (0.9995^n: 10% after 4,600 steps; with a
+    zero-initialised output layer that shrinks every prediction by as much, which deterministic DDIM cannot recover
+    from: notebook 06).
     Sample from ``ema.model``: at the same step it is usually markedly better than the raw weights.
     """
 
@@ -109,25 +105,6 @@ class EMA:
             b_ema.copy_(b)
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for reuse instead of handing large blocks back to the system.
-
-    A training step allocates and frees the same large activations at every step. By default glibc serves large
-    blocks with mmap and unmaps them on free, so every step pays page faults while the kernel zeroes fresh pages.
-    Setting the mmap threshold to 32 MB and the trim threshold to 1 GB (``mallopt``) makes freed blocks reusable:
-    measured here, the pixel transformer's compiled step went from 1,110-1,120 to 1,410-1,460 images/s, its system
-    time from 4.5 to 1.1 s a timing run. The cost: the process keeps its peak memory until it exits. Linux with
-    glibc only (returns False elsewhere, changing nothing); True when both settings were taken."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3                 # from <malloc.h>
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
-
-
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: decay the weights of Linear and Conv layers only; norms, biases, embeddings are exempt."""
     decay, no_decay = [], []
@@ -136,38 +113,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             is_matrix = isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and name == "weight"
             (decay if is_matrix else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def pick_device(device: str | None = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu."""
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-def init_distributed(device: str | None = "auto") -> torch.device:
-    """The device to train on. Under torchrun (``WORLD_SIZE`` > 1) also join the process group: nccl with one
-    GPU per process (``LOCAL_RANK``), gloo on CPU."""
-    dev = pick_device(device)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    elif dist.is_initialized() and dev.type == "cuda":
-        dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(this process's rank, number of processes): (0, 1) outside torchrun."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class DDP(DistributedDataParallel):
@@ -204,7 +149,7 @@ def _state(model, ema, opt, step, gen, history) -> tuple[dict, dict]:
 
 def _restore(folder: Path, model, ema, opt, gen) -> tuple[int, list]:
     t = load_tensors(folder / "state.safetensors")
-    meta = load_meta(folder / "state.safetensors") or load_json(folder / "state.json")  # the header (older: the JSON)
+    meta = load_meta(folder / "state.safetensors") or load_json(folder / "state.json")  # a header without meta
     model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     if ema is not None:
         ema.model.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
@@ -224,14 +169,12 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     """Train ``model`` on ``n_examples`` in-memory examples; see the module docstring.
 
     ``loss_fn(model, idx, generator) -> scalar loss``, with ``idx`` an int64 tensor of batch indices.
-    On the CPU, ``keep_freed_memory`` tunes malloc first. On x86 CPUs with AVX-512 the model's ``nn.Linear`` layers
-    become ``fastlinear.ConvLinear`` (in place, and they stay so; same parameters and state_dict; ``cfg.conv_linears``
-    overrides the choice).
+    It trains ``model``'s parameters in place and touches nothing else of the caller's: the global random state is
+    seeded with ``cfg.seed`` inside and restored on return, and speed-ups (``fastlinear.use_conv_linears``,
+    ``devices.keep_freed_memory``) are the caller's to ask for.
     With ``out`` set, checkpoints go to ``out/checkpoint`` every ``cfg.checkpoint_every`` steps and at the
     end, and the weights to sample with (EMA if kept) plus their config to ``out``.
     """
-    from tqdm.auto import tqdm
-
     total = cfg.total_steps(n_examples)
     steps_per_epoch = n_examples // cfg.batch_size
     if steps_per_epoch < 1:
@@ -239,13 +182,18 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     rank, world = rank_and_world()
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({world})")
-    torch.manual_seed(cfg.seed)                          # the same initial weights on every rank
-    gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * rank)     # but different noise
     device = next(model.parameters()).device
-    if device.type == "cpu":
-        keep_freed_memory()                              # no page faults for each step's activations
-    conv = conv_linears_help(device) if cfg.conv_linears is None else cfg.conv_linears
-    use_conv_linears(model, conv)                        # same weights, faster products (before the EMA copies it)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        torch.manual_seed(cfg.seed)                      # dropout draws the same on every rank and every run
+        return _train(model, loss_fn, n_examples, cfg, total, steps_per_epoch, out, kind, resume, progress)
+
+
+def _train(model, loss_fn, n_examples, cfg, total, steps_per_epoch, out, kind, resume, progress) -> TrainResult:
+    from tqdm.auto import tqdm
+
+    rank, world = rank_and_world()
+    gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * rank)     # each rank its own noise
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
     ckpt = Path(out) / "checkpoint" if out else None

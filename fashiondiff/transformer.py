@@ -17,6 +17,7 @@ import torch.nn as nn
 from .attention import Attention, LinearAttention
 from .embeddings import ClassEmbedding, TimestepEmbedding
 from .patches import PatchEmbedding, PositionalEncoding, unpatchify
+from .schedule import NoiseSchedule
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -24,7 +25,7 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return x * (1 + scale) + shift
 
 
-class EfficientTransformerBlock(nn.Module):
+class AdaLNBlock(nn.Module):
     """Pre-norm block: x + g1 * attn(adaLN(x)), then x + g2 * ff(adaLN(x)). (N, T, D), (N, D) -> (N, T, D)."""
 
     def __init__(self, dim: int, heads: int, ff_dim: int, attention: str = "linear"):
@@ -44,12 +45,19 @@ class EfficientTransformerBlock(nn.Module):
         return x
 
 
-class EfficientTransformerDenoiser(nn.Module):
+class TransformerDenoiser(nn.Module):
     """x_t (N, C, H, W), t (N,) in 1..timesteps, y (N,) in 0..n_classes -> predicted x_0 (N, C, H, W).
 
     Label ``n_classes`` is the null label (no class), used for classifier-free guidance. ``timesteps`` and
     ``schedule`` name the ``NoiseSchedule`` the model is trained with; they are kept in its config.
+
+    As a generator (``diffusion.generate``) it draws images directly: ``sample_shape`` is the image's, ``decode``
+    is the identity, and the predicted x_0 is clamped to the pixel range [-1, 1].
     """
+    prediction = "x0"                  # what the network's output is (diffusion_loss's target, sample's input)
+    clip = 1.0                         # x_0 lies in [-1, 1]
+    sample_batch_size = 64             # images per sampling batch
+
 
     def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
                  heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10, timesteps: int = 10,
@@ -64,13 +72,26 @@ class EfficientTransformerDenoiser(nn.Module):
         self.pos = PositionalEncoding(n_tokens, dim, pos_encoding)
         self.time = TimestepEmbedding(dim, scale=1000 / timesteps)
         self.label = ClassEmbedding(n_classes, dim)
-        self.blocks = nn.ModuleList(EfficientTransformerBlock(dim, heads, ff_dim, attention) for _ in range(layers))
+        self.blocks = nn.ModuleList(AdaLNBlock(dim, heads, ff_dim, attention) for _ in range(layers))
         self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
         self.out = nn.Linear(dim, channels * patch_size ** 2)
         for layer in (self.final_ada[1], self.out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    @property
+    def schedule(self) -> NoiseSchedule:
+        """The noise schedule the model is trained and sampled with."""
+        return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """What the sampler draws is already an image (N, C, H, W)."""
+        return x
 
     def check(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
         """Raise ``ValueError`` with the expected shapes when the inputs do not fit."""

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .embeddings import ClassEmbedding, TimestepEmbedding
-from .vae import norm
+from .layers import group_norm as norm
 
 
 class LatentResBlock(nn.Module):
@@ -87,7 +87,7 @@ class ClassContext(nn.Module):
         return self.label(y).view(-1, self.tokens, self.dim) + self.position   # (N, K, D)
 
 
-class Level(nn.Module):
+class ResAttentionBlock(nn.Module):
     """One resolution of the UNet: a LatentResBlock, optionally followed by CrossAttention."""
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, context_dim: int, heads: int, attention: bool):
@@ -112,18 +112,18 @@ class LatentUNet(nn.Module):
                            attention_7x7=attention_7x7, n_classes=n_classes, timesteps=timesteps,
                            schedule=schedule, prediction="eps")
         w1, w2, w3 = widths
-        lv = lambda ci, co, attn: Level(ci, co, emb_dim, context_dim, heads, attn)  # noqa: E731
+        block = lambda ci, co, attn: ResAttentionBlock(ci, co, emb_dim, context_dim, heads, attn)  # noqa: E731
         self.time = TimestepEmbedding(emb_dim, scale=1000 / timesteps)
         self.label = ClassEmbedding(n_classes, emb_dim)
         self.context = ClassContext(n_classes, context_tokens, context_dim)
         self.conv_in = nn.Conv2d(latent_channels, w1, 3, padding=1)
-        self.enc7, self.down4 = lv(w1, w1, attention_7x7), nn.Conv2d(w1, w2, 3, stride=2, padding=1)
-        self.enc4, self.down2 = lv(w2, w2, True), nn.Conv2d(w2, w3, 3, stride=2, padding=1)
-        self.enc2 = lv(w3, w3, True)
-        self.mid1, self.mid2 = lv(w3, w3, True), lv(w3, w3, False)
-        self.dec2 = lv(2 * w3, w3, True)
-        self.up4, self.dec4 = nn.Conv2d(w3, w2, 3, padding=1), lv(2 * w2, w2, True)
-        self.up7, self.dec7 = nn.Conv2d(w2, w1, 3, padding=1), lv(2 * w1, w1, attention_7x7)
+        self.enc7, self.down4 = block(w1, w1, attention_7x7), nn.Conv2d(w1, w2, 3, stride=2, padding=1)
+        self.enc4, self.down2 = block(w2, w2, True), nn.Conv2d(w2, w3, 3, stride=2, padding=1)
+        self.enc2 = block(w3, w3, True)
+        self.mid1, self.mid2 = block(w3, w3, True), block(w3, w3, False)
+        self.dec2 = block(2 * w3, w3, True)
+        self.up4, self.dec4 = nn.Conv2d(w3, w2, 3, padding=1), block(2 * w2, w2, True)
+        self.up7, self.dec7 = nn.Conv2d(w2, w1, 3, padding=1), block(2 * w1, w1, attention_7x7)
         self.norm_out, self.conv_out = norm(w1), nn.Conv2d(w1, latent_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)

@@ -21,14 +21,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .data import map_batches
+from .layers import group_norm as norm
+
 
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, 1)) elementwise (Kingma & Welling 2014, appendix B)."""
     return 0.5 * (mean.square() + logvar.exp() - 1 - logvar)
-
-
-def norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, channels // 4), channels)
 
 
 class ChannelAttention(nn.Module):
@@ -124,11 +123,16 @@ class VAE(nn.Module):
         mean, logvar = self.encoder(x).chunk(2, dim=1)               # (N, C, 7, 7) each
         return mean, logvar.clamp(-30.0, 20.0)
 
+    @staticmethod
+    def sample_posterior(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None):
+        """z = mean + exp(logvar / 2) * eps, eps ~ N(0, I): a draw from q(z | x) that gradients flow through."""
+        eps = torch.randn(mean.shape, generator=generator).to(mean.device)
+        return mean + (0.5 * logvar).exp() * eps                     # (N, C, 7, 7)
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """Reconstruction (N, 1, 28, 28) from a sampled latent, and the loss terms (MSE, KL per element)."""
         mean, logvar = self.posterior(x)                             # (N, C, 7, 7)
-        eps = torch.randn(mean.shape, generator=generator).to(mean.device)
-        z = mean + (0.5 * logvar).exp() * eps                        # (N, C, 7, 7)
+        z = self.sample_posterior(mean, logvar, generator)           # (N, C, 7, 7)
         x_hat = self.decoder(z)                                      # (N, 1, 28, 28)
         return x_hat, F.mse_loss(x_hat, x), kl_divergence(mean, logvar).mean()
 
@@ -146,10 +150,8 @@ class VAE(nn.Module):
     @torch.no_grad()
     def encode(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """(N, 1, 28, 28) -> scaled latents (N, C, 7, 7): the posterior mean, or a sample from it."""
-        mean, logvar = self.posterior(x)
-        if sample:
-            mean = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=generator).to(mean.device)
-        return self.scale(mean)
+        mean, logvar = self.posterior(x)                             # (N, C, 7, 7)
+        return self.scale(self.sample_posterior(mean, logvar, generator) if sample else mean)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -162,13 +164,9 @@ class VAE(nn.Module):
     def fit_latent_stats(self, x: torch.Tensor, batch_size: int = 1000) -> None:
         """Set ``latent_mean`` (per channel) and ``latent_scale`` = 1 / std so that encoded ``x`` has
         mean 0 and variance 1 (measured on posterior samples, which is what the diffusion model sees)."""
-        device = self.latent_mean.device
         gen = torch.Generator().manual_seed(0)
-        zs = []
-        for i in range(0, len(x), batch_size):
-            mean, logvar = self.posterior(x[i:i + batch_size].to(device))
-            zs.append((mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=gen).to(device)).cpu())
-        z = torch.cat(zs).double()                                   # (N, C, 7, 7)
+        z = map_batches(lambda xb: self.sample_posterior(*self.posterior(xb), gen), x, batch_size,
+                        self.latent_mean.device).double()            # (N, C, 7, 7)
         mu = z.mean(dim=(0, 2, 3))                                   # (C,)
         std = (z - mu[:, None, None]).std()
         self.latent_mean.copy_(mu.float())

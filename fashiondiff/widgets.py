@@ -16,8 +16,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import data
-from .pipelines import SAMPLING, generate, schedule_of
+from .diffusion import generate
 from .plotting import show_images
+from .sampling import SamplingConfig
 from .schedule import NoiseSchedule
 
 
@@ -47,20 +48,20 @@ class NoiseExplorer:
         self.images = images
         self.noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))   # (n, 1, H, W)
         self.t = W.IntSlider(value=T // 2 if t is None else t, min=0, max=T, description="t")
-        self.T = W.Dropdown(options=(10, 100, 1000), value=T, description="T")
+        self.T_menu = W.Dropdown(options=(10, 100, 1000), value=T, description="T")
         self.schedule = W.Dropdown(options=("linear", "cosine"), value=kind, description="schedule")
         self.label = W.Label()
         self.image = W.Image(format="png")
-        self.widget = W.VBox([W.HBox([self.T, self.schedule]), self.t, self.label, self.image])
+        self.widget = W.VBox([W.HBox([self.T_menu, self.schedule]), self.t, self.label, self.image])
         self.redraws, self._busy = 0, False
         self.t.observe(self._redraw, names="value")
         self.schedule.observe(self._redraw, names="value")
-        self.T.observe(self._change_T, names="value")
+        self.T_menu.observe(self._change_T, names="value")
         self._redraw()
 
     @property
     def noise_schedule(self) -> NoiseSchedule:
-        return NoiseSchedule(self.T.value, self.schedule.value)
+        return NoiseSchedule(self.T_menu.value, self.schedule.value)
 
     @property
     def abar(self) -> float:
@@ -91,39 +92,58 @@ class NoiseExplorer:
 
 
 class SampleExplorer:
-    """Regenerate samples of a trained diffusion model: class, seed, steps, sampler, guidance w, and where w applies
-    (the default's interval of timesteps, plain conditional w = 1 outside it, or every step).
+    """Regenerate samples of a trained generator (``diffusion.generate``): class, seed, steps, sampler, DDIM's eta,
+    guidance w, and where w applies (the default's interval of timesteps, plain conditional w = 1 outside it, or
+    every step).
 
-    Display ``explorer.widget``; ``explorer.current`` holds the (n, C, H, W) samples drawn last and
-    ``explorer.redraws`` counts the draws. ``kind`` names the model's entry in ``pipelines.SAMPLING``.
+    Display ``explorer.widget``; ``explorer.settings`` is the ``SamplingConfig`` the controls show,
+    ``explorer.current`` holds the (n, C, H, W) samples drawn last and ``explorer.redraws`` counts the draws.
+    ``settings``: where the controls start (default: the model's own, ``model.sampling``).
     """
 
-    def __init__(self, model, kind: str = "transformer", n: int = 8, label: int = 7, seed: int = 0):
-        opts = SAMPLING[kind]
-        self.model, self.kind, self.n = model, kind, n
+    def __init__(self, model, settings: SamplingConfig | None = None, n: int = 8, label: int = 7, seed: int = 0):
+        opts = settings or model.sampling
+        self.model, self.n = model, n
         self.label = W.Dropdown(options=[(name, i) for i, name in enumerate(data.CLASSES)], value=label,
                                 description="class")
         self.seed = W.IntSlider(value=seed, min=0, max=99, description="seed")
-        self.steps = W.IntSlider(value=opts["steps"], min=1, max=schedule_of(model).T, description="steps")
-        self.sampler = W.Dropdown(options=("ddpm", "ddim"), value=opts["sampler"], description="sampler")
-        self.guidance = W.FloatSlider(value=opts["guidance"], min=0.0, max=5.0, step=0.5, description="guidance")
-        interval = opts["guidance_interval"]                 # the default's, or "all"; w = 1 outside it
-        choices = [("every step", "all")] if interval in ("all", None) else \
-            [(f"t = {interval[0]}..{interval[1]}", tuple(interval)), ("every step", "all")]
+        self.steps = W.IntSlider(value=opts.steps, min=1, max=model.schedule.T, description="steps")
+        self.sampler = W.Dropdown(options=("ddpm", "ddim"), value=opts.sampler, description="sampler")
+        self.eta = W.FloatSlider(value=opts.eta, min=0.0, max=1.0, step=0.25, description="eta",
+                                 disabled=opts.sampler == "ddpm")             # ddpm is eta = 1
+        self.guidance = W.FloatSlider(value=opts.guidance, min=0.0, max=5.0, step=0.5, description="guidance")
+        interval = opts.guidance_interval                    # the default's, or None (every step); w = 1 outside it
+        choices = [("every step", None)] if interval is None else \
+            [(f"t = {interval[0]}..{interval[1]}", interval), ("every step", None)]
         self.interval = W.Dropdown(options=choices, value=choices[0][1], description="w at")
         self.image = W.Image(format="png")
-        self.widget = W.VBox([W.HBox([self.label, self.sampler]), self.seed, self.steps,
+        self.widget = W.VBox([W.HBox([self.label, self.sampler]), self.seed, self.steps, self.eta,
                               W.HBox([self.guidance, self.interval]), self.image])
-        self.redraws = 0
-        for control in (self.label, self.seed, self.steps, self.sampler, self.guidance, self.interval):
+        self.redraws, self._busy = 0, False
+        for control in (self.label, self.seed, self.steps, self.eta, self.guidance, self.interval):
             control.observe(self._redraw, names="value")
+        self.sampler.observe(self._change_sampler, names="value")
+        self._redraw()
+
+    @property
+    def settings(self) -> SamplingConfig:
+        return SamplingConfig(self.sampler.value, self.steps.value, self.guidance.value, self.interval.value,
+                              1.0 if self.sampler.value == "ddpm" else self.eta.value)
+
+    def _change_sampler(self, change) -> None:
+        """ddpm has no eta of its own choosing: show its 1 and lock the slider; ddim unlocks it."""
+        self._busy = True
+        self.eta.disabled = change["new"] == "ddpm"
+        if change["new"] == "ddpm":
+            self.eta.value = 1.0
+        self._busy = False
         self._redraw()
 
     def _redraw(self, change=None) -> None:
+        if self._busy:
+            return
         labels = torch.full((self.n,), self.label.value, dtype=torch.long)                  # (n,)
-        self.current = generate(self.kind, self.model, labels, self.sampler.value, self.steps.value,
-                                self.guidance.value, seed=self.seed.value,
-                                guidance_interval=self.interval.value)                       # (n, C, H, W)
+        self.current = generate(self.model, labels, self.settings, seed=self.seed.value)     # (n, C, H, W)
         self.image.value = _png(self.current)
         self.redraws += 1
 

@@ -30,11 +30,11 @@ def run(*args, cwd=None):
     (["generate", "transformer", "--guidance-interval", "6,1", "--out", "x.png"], "LO <= HI"),
     (["generate", "latent", "--steps", "1001", "--out", "x.png"], "--steps"),
     (["generate", "latent", "--eta", "1.5", "--out", "x.png"], "--eta must be between 0 and 1"),
-    (["generate", "latent", "--sampler", "ddpm", "--eta", "0.5", "--out", "x.png"], "--eta applies to --sampler ddim"),
+    (["generate", "latent", "--sampler", "ddpm", "--eta", "0.5", "--out", "x.png"], "--eta applies to the ddim sampler only"),
     (["evaluate", "latent", "--guidance", "-0.5"], "--guidance"),
     (["train", "transformer", "--vae-weights", "somewhere", "--max-steps", "1"], "--vae-weights only applies"),
     (["train", "latent", "--vae-weights", "no_such_dir", "--max-steps", "1"], "does not exist"),
-    (["train", "transformer", "--kl-weight", "1e-3", "--max-steps", "1"], "--kl-weight applies to `train vae`"),
+    (["train", "transformer", "--kl-weight", "1e-3", "--max-steps", "1"], "--kl-weight only applies to `train vae`"),
     (["train", "vae", "--kl-weight", "-1", "--max-steps", "1"], "must be >= 0"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
@@ -91,6 +91,7 @@ def test_evaluate_transformer_json_small():
     assert r.returncode == 0, r.stderr
     scores = json.loads(r.stdout)
     assert {"fid", "real_fid", "ratio", "cond_acc", "n", "sampler", "steps", "guidance"} <= set(scores)
+    assert {"kid", "kid_std", "real_kid", "precision", "recall"} <= set(scores)
     assert scores["n"] == 100 and scores["steps"] == 10
 
 

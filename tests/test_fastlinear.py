@@ -10,9 +10,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from fashiondiff.fastlinear import MIN_ROWS, ConvLinear, conv_linears_help, linear_as_conv, use_conv_linears
-from fashiondiff.training import TrainConfig, keep_freed_memory, train
-from fashiondiff.transformer import EfficientTransformerDenoiser
+from fashiondiff.devices import keep_freed_memory
+from fashiondiff.fastlinear import MIN_ROWS, ConvLinear, conv_linears_are_faster, linear_as_conv, use_conv_linears
+from fashiondiff.training import TrainConfig, train
+from fashiondiff.transformer import TransformerDenoiser
 
 
 @pytest.mark.parametrize("shape", [(37, 24), (3, 64, 24)])
@@ -52,7 +53,7 @@ def test_the_flop_counter_sees_the_same_products_as_for_linear():
 
 def test_use_conv_linears_keeps_the_weights_and_the_function():
     torch.manual_seed(0)
-    model = EfficientTransformerDenoiser(dim=32, heads=2, layers=2, ff_dim=64)
+    model = TransformerDenoiser(dim=32, heads=2, layers=2, ff_dim=64)
     for p in model.parameters():                        # adaLN-Zero starts at zero: give every layer a say
         nn.init.normal_(p, std=0.1)
     x, t, y = torch.randn(16, 1, 16, 16), torch.arange(16) % 10 + 1, torch.arange(16) % 11    # 1,024 token rows
@@ -88,19 +89,26 @@ def test_compiled_conv_linear_matches_eager():
     torch.testing.assert_close(cgx, gx)
 
 
-def test_train_switches_linears_as_configured():
-    assert not conv_linears_help("cuda") and not conv_linears_help("meta")
+def test_train_leaves_the_callers_layers_and_random_state_alone_and_the_run_switches_them():
+    """train() changes the parameters only; the training command's speed_up() is what switches the layers."""
+    from fashiondiff.devices import pick_device
+    from fashiondiff.runs import speed_up
+    assert not conv_linears_are_faster("cuda") and not conv_linears_are_faster("meta")
     data = torch.randn(64, 8)
 
     def loss_fn(model, idx, gen):
         return (model(data[idx]) - data[idx].flip(-1)).square().mean()
 
-    for setting in (True, False, None):
-        model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))
-        res = train(model, loss_fn, 64, TrainConfig(max_steps=3, batch_size=16, warmup_steps=1, conv_linears=setting),
-                    progress=False)
-        expected = conv_linears_help("cpu") if setting is None else setting
-        assert isinstance(model[0], ConvLinear) == expected and isinstance(res.ema[2], ConvLinear) == expected
+    model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))
+    before = [p.clone() for p in model.parameters()]
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    res = train(model, loss_fn, 64, TrainConfig(max_steps=3, batch_size=16, warmup_steps=1), progress=False)
+    assert type(model[0]) is nn.Linear and type(res.ema[2]) is nn.Linear
+    assert torch.equal(torch.get_rng_state(), state)                  # the caller's random stream goes on as before
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    speed_up(model, pick_device("cpu"))
+    assert isinstance(model[0], ConvLinear) == conv_linears_are_faster("cpu")
 
 
 def test_the_custom_operators_pass_torch_opcheck():
@@ -114,4 +122,4 @@ def test_the_custom_operators_pass_torch_opcheck():
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_malloc_takes_the_settings_that_keep_freed_memory():
-    assert keep_freed_memory() and keep_freed_memory()          # accepted, and again (train calls it every run)
+    assert keep_freed_memory() and keep_freed_memory()          # accepted, and again (every training command calls it)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from fashiondiff.diffusion import diffusion_loss, predict, sample
+from fashiondiff.diffusion import diffusion_loss
 from fashiondiff.latent import LatentDiffusion
 from fashiondiff.schedule import NoiseSchedule
 from fashiondiff.training import TrainConfig, train
@@ -111,43 +111,6 @@ def test_untrained_unet_predicts_zero():
     assert unet(torch.randn(2, 4, 7, 7), torch.tensor([3, 900]), torch.tensor([1, 10])).abs().max() == 0
 
 
-def test_guidance_zero_is_unconditional_and_one_is_conditional():
-    unet = randomise(LatentUNet(**SMALL_UNET)).eval()
-    z, t, y = torch.randn(4, 4, 7, 7), torch.tensor([10, 200, 500, 999]), torch.tensor([0, 3, 5, 9])
-    null = torch.full_like(y, 10)
-    with torch.no_grad():
-        cond, uncond = unet(z, t, y), unet(z, t, null)
-        assert_close(predict(unet, z, t, y, 0.0), uncond)
-        assert_close(predict(unet, z, t, y, 1.0), cond)
-        assert_close(predict(unet, z, t, y, 3.0), uncond + 3.0 * (cond - uncond), atol=1e-5, rtol=1e-5)
-
-
-def test_ddim_noise_at_eta_one_is_the_posterior_variance():
-    s = NoiseSchedule(1000, "linear")
-    t = torch.arange(2, 1001)
-    ab_t, ab_s = s.abar[t], s.abar[t - 1]
-    sigma2 = (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)                   # Song et al. eq. 16, eta = 1
-    _, var = s.posterior(torch.zeros(len(t), 1, dtype=torch.float64), torch.zeros(len(t), 1, dtype=torch.float64), t)
-    assert_close(sigma2, var.flatten().double(), rtol=1e-4, atol=1e-9)
-
-
-@pytest.mark.parametrize("prediction", ["eps", "x0"])
-def test_ddim_with_eta_one_over_all_steps_is_ddpm(prediction):
-    # With every timestep and eta = 1, DDIM's update is DDPM's posterior step: same seed, same samples.
-    unet = randomise(LatentUNet(**{**SMALL_UNET, "timesteps": 50})).eval()
-    s = NoiseSchedule(50, "linear")
-    y = torch.tensor([1, 4, 10])
-    run = lambda **kw: sample(unet, s, y, (4, 7, 7), prediction=prediction, clip=None,  # noqa: E731
-                              generator=torch.Generator().manual_seed(3), **kw)
-    assert_close(run(sampler="ddim", eta=1.0), run(sampler="ddpm"), atol=1e-4, rtol=1e-4)
-    assert (run(sampler="ddim", eta=0.0) - run(sampler="ddpm")).abs().max() > 1e-2
-
-
-def test_ddim_eta_out_of_range_is_refused():
-    with pytest.raises(ValueError, match="eta"):
-        sample(LatentUNet(**SMALL_UNET), NoiseSchedule(10), torch.tensor([1]), (4, 7, 7), sampler="ddim", eta=1.5)
-
-
 def test_latent_pipeline_checks_channels_and_trains():
     with pytest.raises(ValueError, match="latent channels"):
         LatentDiffusion(SMALL_VAE, {**SMALL_UNET, "latent_channels": 8})
@@ -186,13 +149,13 @@ def test_vae_training_lowers_the_loss():
 def test_the_kl_weight_sets_beta_in_the_vae_recipe_loss():
     """`train vae --kl-weight b` trains on mse + b * KL: with the same noise, loss(b=1) - loss(b=0) is the KL term."""
     from fashiondiff.data import load
-    from fashiondiff.recipes import vae_setup
+    from fashiondiff.recipes import RECIPES, vae_setup
     idx = torch.arange(16)
     x = load("train", 28)[0][idx].contiguous(memory_format=torch.channels_last)
     losses = {}
     for beta in (0.0, 1.0):
         torch.manual_seed(0)                                   # the same initial weights for both
-        model, loss_fn, n = vae_setup(torch.device("cpu"), kl_weight=beta)
+        model, loss_fn, n = vae_setup(RECIPES["vae"], torch.device("cpu"), kl_weight=beta)
         assert model.beta == beta and model.config["beta"] == beta and n == 60000
         losses[beta] = loss_fn(model, idx, torch.Generator().manual_seed(1))
     _, mse, kl = model(x, torch.Generator().manual_seed(1))
@@ -204,28 +167,32 @@ def test_the_kl_weight_sets_beta_in_the_vae_recipe_loss():
 @needs_data
 def test_bundled_latent_pipeline_reaches_conditional_accuracy():
     """Regression guard for the sampler and the weights: 500 samples at the defaults, the bundled classifier."""
-    from fashiondiff.pipelines import evaluate_model, load_model
+    from fashiondiff.metrics import Evaluator, score_generator
+    from fashiondiff.pipelines import load_model
     model = load_model("latent", device="cpu")
-    r = evaluate_model("latent", model, n=500, seed=0)
+    r = score_generator(model, Evaluator(load_model("classifier", device="cpu")), model.sampling, n=500, seed=0)
     assert r["cond_acc"] >= 0.90, r
 
 
 def test_the_post_training_sweep_measures_the_default_setting_once(tmp_path, monkeypatch):
     """A sweep row that is the default sampler reuses the default's measurement (each costs ~30 s at n = 2000)."""
-    import fashiondiff.pipelines as pipelines
-    from fashiondiff.recipes import LATENT_SWEEP, sweep_metrics
-    calls = []
+    import fashiondiff.reports as reports
+    from fashiondiff.recipes import RECIPES
+    from fashiondiff.sampling import SamplingConfig
+    recipe, calls = RECIPES["latent"], []
 
-    def fake_evaluate(kind, model, n=2000, **opts):
-        calls.append(pipelines.sampling_options(kind, **opts))
+    def fake_score(model, evaluator, settings, n=2000, **kw):
+        calls.append(settings)
         return {"fid": float(len(calls)), "real_fid": 1.0, "ratio": float(len(calls)), "cond_acc": 0.9,
                 "sample_seconds": 1.0, "cond_acc_per_class": {}}
 
-    monkeypatch.setattr(pipelines, "evaluate_model", fake_evaluate)
-    settings = [dict(sampler=s, steps=k, guidance=w, guidance_interval=i) for s, k, w, i in LATENT_SWEEP]
-    m = sweep_metrics("latent", torch.nn.Linear(1, 1), tmp_path, settings)
-    assert pipelines.SAMPLING["latent"] in calls and len(calls) == len(settings)      # one setting is the default
-    assert len({tuple(sorted(map(str, c.items()))) for c in calls}) == len(calls)     # nothing measured twice
-    (row,) = [r for r in m["sweep"] if pipelines.sampling_options("latent", **{k: r[k] for k in
-              ("sampler", "steps", "guidance", "guidance_interval")}) == pipelines.SAMPLING["latent"]]
+    monkeypatch.setattr(reports, "score_generator", fake_score)
+    monkeypatch.setattr(reports, "Evaluator", lambda classifier, resolution: None)
+    model = torch.nn.Linear(1, 1)
+    model.sampling, model.image_size = recipe.sampling, 28
+    m = reports.sweep_report(recipe, model, tmp_path, classifier=lambda: None)
+    assert calls[0] == recipe.sampling and len(calls) == len(recipe.sweep)           # one sweep row is the default
+    assert len(set(calls)) == len(calls)                                              # nothing measured twice
+    (row,) = [r for r in m["sweep"] if SamplingConfig(**{k: r[k] for k in
+              ("sampler", "steps", "guidance", "guidance_interval", "eta")}) == recipe.sampling]
     assert row["ratio"] == m["ratio"] == 1.0                                          # measured first, reused

@@ -6,7 +6,7 @@ import torch
 
 from fashiondiff.attention import (Attention, LinearAttention, elu_feature_map, linear_attention, linear_attention_explicit,
                                    softmax_attention)
-from fashiondiff.diffusion import sample
+from fashiondiff.diffusion import diffusion_loss
 from fashiondiff.metrics import frechet_distance, gaussian_stats
 from fashiondiff.patches import PatchEmbedding, PositionalEncoding, patchify, sincos_2d, unpatchify
 from fashiondiff.schedule import NoiseSchedule
@@ -145,20 +145,126 @@ def test_timesteps_strided():
         s.timesteps(0)
 
 
-def test_samplers_with_an_oracle_denoiser_recover_the_data():
-    # A "model" that knows x0 exactly: both samplers must land on x0.
-    target = torch.rand(4, 1, 4, 4) * 2 - 1
+def cosine_betas_by_hand(T: int, s: float = 0.008) -> list[float]:
+    """Nichol & Dhariwal 2021 eq. 17: abar_t = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2), so
+    beta_t = 1 - abar_t/abar_{t-1} = 1 - f(t)/f(t-1), clipped at 0.999; entry 0 is t = 0 (beta 0)."""
+    f = [math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2 for t in range(T + 1)]
+    return [0.0] + [min(1 - f[t] / f[t - 1], 0.999) for t in range(1, T + 1)]
 
-    class Oracle(torch.nn.Module):
-        label = type("L", (), {"null": 10})()
 
-        def forward(self, x, t, y):
-            return target
-    s = NoiseSchedule(10, "cosine")
-    for sampler in ("ddpm", "ddim"):
-        out = sample(Oracle(), s, torch.zeros(4, dtype=torch.long), (1, 4, 4), sampler=sampler,
-                     generator=torch.Generator().manual_seed(0))
-        torch.testing.assert_close(out, target)
+def linear_betas_by_hand(T: int) -> list[float]:
+    """Ho et al. 2020: beta_t linear from 1e-4 (t = 1) to 0.02 (t = T = 1000); for other T times 1000/T,
+    clipped at 0.999; entry 0 is t = 0 (beta 0)."""
+    return [0.0] + [min((1e-4 + (0.02 - 1e-4) * (t - 1) / (T - 1)) * 1000 / T, 0.999) for t in range(1, T + 1)]
+
+
+@pytest.mark.parametrize("T", [10, 100, 1000])
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_schedule_constants_are_the_papers(kind, T):
+    """betas as the papers define them, alpha_t = 1 - beta_t and abar_t = prod_{s<=t} alpha_s, to 1e-12."""
+    betas = (linear_betas_by_hand if kind == "linear" else cosine_betas_by_hand)(T)
+    abar = [1.0]
+    for b in betas[1:]:
+        abar.append(abar[-1] * (1 - b))
+    s = NoiseSchedule(T, kind)
+    assert s.betas.dtype == s.alphas.dtype == s.abar.dtype == torch.float64 and s.abar.shape == (T + 1,)
+    torch.testing.assert_close(s.betas, torch.tensor(betas, dtype=torch.float64), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(s.alphas, 1 - torch.tensor(betas, dtype=torch.float64), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(s.abar, torch.tensor(abar, dtype=torch.float64), rtol=1e-12, atol=1e-15)
+    if kind == "cosine":                       # before the one clipped step (t = T), abar_t is f(t)/f(0) itself
+        f = [math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2 for t in range(T)]
+        torch.testing.assert_close(s.abar[:T], torch.tensor(f, dtype=torch.float64) / f[0], rtol=1e-12, atol=1e-15)
+        assert s.betas[T] == 0.999 and (s.betas[:T] < 0.999).all()
+
+
+def test_ddpm_linear_schedule_ends_where_ddpm_does():
+    # DDPM's T = 1000 schedule keeps abar_T = 4.036e-5 of the signal variance (its alphas_cumprod[-1]).
+    assert math.isclose(float(NoiseSchedule(1000, "linear").abar[-1]), 4.0358e-5, rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("T,kind", [(10, "cosine"), (1000, "linear")])
+def test_conversions_between_x0_eps_and_x_t(T, kind):
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (DDPM eq. 4) and its two inverses,
+    eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) and x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t);
+    SNR(t) = abar_t / (1 - abar_t). In float64 the package must agree to 1e-12, in float32 to float32 precision."""
+    s = NoiseSchedule(T, kind)
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(1, T + 1)
+    x0, eps, x_t = torch.randn(3, T, 2, 3, 3, generator=g, dtype=torch.float64).unbind(0)
+    ab = s.abar[1:].reshape(-1, 1, 1, 1)
+    exact = dict(rtol=1e-12, atol=1e-12)
+    # closed forms on unrelated x0, eps, x_t
+    torch.testing.assert_close(s.q_sample(x0, t, eps), ab.sqrt() * x0 + (1 - ab).sqrt() * eps, **exact)
+    torch.testing.assert_close(s.eps_from_x0(x_t, t, x0), (x_t - ab.sqrt() * x0) / (1 - ab).sqrt(), **exact)
+    torch.testing.assert_close(s.x0_from_eps(x_t, t, eps), (x_t - (1 - ab).sqrt() * eps) / ab.sqrt(), **exact)
+    torch.testing.assert_close(s.snr(t), s.abar[1:] / (1 - s.abar[1:]), **exact)
+    assert (s.snr(t)[1:] < s.snr(t)[:-1]).all()
+    # round trips: the noise that made x_t, and the x0 it came from
+    xt = s.q_sample(x0, t, eps)
+    torch.testing.assert_close(s.eps_from_x0(xt, t, x0), eps, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(s.x0_from_eps(xt, t, eps), x0, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(s.q_sample(x0, torch.zeros_like(t), eps), x0, rtol=0, atol=0)    # t = 0 is clean
+    # float32 inputs are computed in float32 (abar cast per call)
+    x0f, epsf = x0.float(), eps.float()
+    xtf = s.q_sample(x0f, t, epsf)
+    assert xtf.dtype == torch.float32
+    torch.testing.assert_close(xtf, xt.float())
+    torch.testing.assert_close(s.eps_from_x0(xtf, t, x0f), epsf, rtol=1e-3, atol=1e-3)
+
+
+# --- training loss -------------------------------------------------------------------------------
+
+class Recorder(torch.nn.Module):
+    """A stand-in denoiser: returns ``out`` (zeros if None) and records each call's (x_t, t)."""
+
+    def __init__(self, out: torch.Tensor | None = None):
+        super().__init__()
+        self.out, self.seen = out, []
+
+    def forward(self, x, t, y):
+        self.seen.append((x.clone(), t.clone()))
+        return torch.zeros_like(x) if self.out is None else self.out
+
+
+@pytest.mark.parametrize("T", [10, 1000])
+def test_the_loss_draws_t_uniformly_from_1_to_T_per_example(T):
+    """t ~ U{1, ..., T}, one per example. Over n = 40,000 draws: 1 and T occur, nothing outside them, and Pearson's
+    chi^2 = sum_t (count_t - n/T)^2 / (n/T) (T - 1 degrees of freedom: mean T - 1, sd sqrt(2 (T - 1))) stays
+    below its mean + 6 sd."""
+    s, model = NoiseSchedule(T, "cosine"), Recorder()
+    g = torch.Generator().manual_seed(0)
+    x0, y = torch.zeros(1000, 1), torch.zeros(1000, dtype=torch.long)
+    for _ in range(40):
+        diffusion_loss(model, s, x0, y, g, p_uncond=0)
+    ts = [t for _, t in model.seen]
+    assert all(t.dtype == torch.long and t.shape == (1000,) and len(t.unique()) > 1 for t in ts)   # per example
+    t = torch.cat(ts)
+    assert t.min() == 1 and t.max() == T
+    e = len(t) / T
+    chi2 = float(((torch.bincount(t, minlength=T + 1)[1:] - e) ** 2 / e).sum())
+    assert chi2 < T - 1 + 6 * math.sqrt(2 * (T - 1)), chi2
+
+
+@pytest.mark.parametrize("prediction", ["x0", "eps"])
+def test_the_loss_is_the_mse_to_x0_or_to_the_noise_that_made_x_t(prediction):
+    """From the (x_t, t) the model saw, eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) must be standard normal
+    noise, independent of x0 (5 standard errors on n = 16,000 values), and the loss mean (out - target)^2 with
+    target x0 (prediction "x0") or that eps ("eps")."""
+    s = NoiseSchedule(1000, "linear")
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4000, 1, 2, 2, generator=g) * 2 - 1
+    out = torch.randn(x0.shape, generator=g)
+    model = Recorder(out)
+    loss = diffusion_loss(model, s, x0, torch.zeros(4000, dtype=torch.long), torch.Generator().manual_seed(1),
+                          prediction=prediction, p_uncond=0)
+    (x_t, t), = model.seen
+    ab = s.abar[t].reshape(-1, 1, 1, 1)
+    eps = (x_t.double() - ab.sqrt() * x0.double()) / (1 - ab).sqrt()
+    n = eps.numel()
+    assert abs(float(eps.mean())) < 5 / math.sqrt(n) and abs(float(eps.var()) - 1) < 5 * math.sqrt(2 / n)
+    assert abs(float(torch.corrcoef(torch.stack([eps.flatten(), x0.double().flatten()]))[0, 1])) < 5 / math.sqrt(n)
+    target = x0.double() if prediction == "x0" else eps
+    assert math.isclose(float(loss), float((out.double() - target).pow(2).mean()), rel_tol=1e-4)
 
 
 # --- metrics -------------------------------------------------------------------------------------

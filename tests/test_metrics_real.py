@@ -36,7 +36,7 @@ def test_conditional_accuracy_of_real_images_is_the_classifiers_accuracy(evaluat
 def test_sample_explorer_regenerates_for_class_seed_and_steps():
     from fashiondiff.pipelines import load_model
     from fashiondiff.widgets import SampleExplorer
-    ex = SampleExplorer(load_model("transformer", device="cpu"), "transformer", n=4, label=7)
+    ex = SampleExplorer(load_model("transformer", device="cpu"), n=4, label=7)
     first = ex.current.clone()
     assert ex.redraws == 1 and first.shape == (4, 1, 16, 16)
     ex.seed.value = 5

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +31,27 @@ def test_environment_yml_matches_pyproject():
     assert "-e ." in pip, "environment.yml must install the package itself, editable"
 
 
+def _release(version: str) -> tuple[int, ...]:
+    """(2, 14, 1) for "2.14.1+cu130", "2.14.1rc1" or "2.14.1.dev20250101"."""
+    return tuple(int(p) for p in re.match(r"\d+(?:\.\d+)*", version).group().split("."))
+
+
 def test_no_pin_newer_than_the_local_torch():
+    """Every dependency in both install files has a lower bound only (name>=X.Y: no ==, <, ~= or != that would
+    refuse a newer release), and torch's lower bound is one the torch running these tests satisfies."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for req in project["dependencies"]:
-        assert "==" not in req and "<" not in req, f"{req}: lower bounds only"
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and not d.startswith(("python", "pip"))]
+    bounds = {}
+    for source, reqs in (("pyproject.toml", project["dependencies"] + project["optional-dependencies"]["dev"]),
+                         ("environment.yml", conda)):
+        for req in reqs:
+            name, spec = _split(req)
+            assert re.fullmatch(r">=\d+(\.\d+)*", spec), f"{source}: {req!r} must be a lower bound only (name>=X.Y)"
+            bounds.setdefault(name, {})[source] = spec[2:]
+    assert set(bounds["torch"]) == {"pyproject.toml", "environment.yml"}, "torch must be listed in both files"
+    for source, bound in bounds["torch"].items():
+        assert _release(torch.__version__) >= _release(bound), f"{source}: torch>={bound}, here {torch.__version__}"
 
 
 def test_console_script_and_module_entry_point():

@@ -94,15 +94,15 @@ def test_a_crash_and_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path)
     states, the data order (a function of seed and epoch). So crashing after step 6 and resuming must reproduce an
     uninterrupted 12-step run exactly, every tensor bit for bit (eager mode; the same holds compiled in one process)."""
     from dataclasses import replace
-    from fashiondiff.recipes import DEFAULTS, transformer_setup
+    from fashiondiff.recipes import RECIPES, transformer_setup
     from fashiondiff.training import train
 
-    cfg = replace(DEFAULTS["transformer"], epochs=None, max_steps=12, batch_size=32, checkpoint_every=6,
+    cfg = replace(RECIPES["transformer"].train, epochs=None, max_steps=12, batch_size=32, checkpoint_every=6,
                   snapshot_every=0, compile=False)
 
     def run(out, crash_after=None, resume=False):
         torch.manual_seed(0)
-        model, loss_fn, n = transformer_setup(torch.device("cpu"))
+        model, loss_fn, n = transformer_setup(RECIPES["transformer"], torch.device("cpu"))
         calls = []
 
         def crashing_loss(m, idx, g):

@@ -37,15 +37,15 @@ def test_moving_the_slider_redraws_the_closed_form_with_fixed_noise(images):
 
 def test_changing_T_rescales_t_and_redraws_once(images):
     ex = NoiseExplorer(images=images, T=10, kind="linear", t=3)
-    ex.T.value = 1000
+    ex.T_menu.value = 1000
     assert (ex.t.max, ex.t.value) == (1000, 300)
     assert ex.redraws == 2
     torch.testing.assert_close(ex.current, closed_form(images, ex.noise, 1000, "linear", 300))
     assert ex.abar == pytest.approx(float(NoiseSchedule(1000, "linear").abar[300]))
-    ex.T.value = 100
+    ex.T_menu.value = 100
     assert (ex.t.max, ex.t.value, ex.redraws) == (100, 30, 3)
     ex.t.value = 100
-    ex.T.value = 10                                                   # t = T stays at the end
+    ex.T_menu.value = 10                                                   # t = T stays at the end
     assert (ex.t.max, ex.t.value) == (10, 10)
 
 
@@ -80,19 +80,20 @@ def tiny_latent_model():
     return model.eval()
 
 
-def test_sample_panel_for_the_latent_model_redraws_on_class_guidance_and_steps():
-    from fashiondiff.pipelines import SAMPLING
+def test_sample_panel_for_the_latent_model_redraws_on_class_guidance_steps_and_eta():
+    from fashiondiff.recipes import RECIPES
     from fashiondiff.widgets import SampleExplorer
-    ex = SampleExplorer(tiny_latent_model(), "latent", n=2, label=7)
-    assert ex.steps.max == 1000 and ex.steps.value == SAMPLING["latent"]["steps"]
+    default = RECIPES["latent"].sampling
+    ex = SampleExplorer(tiny_latent_model(), default, n=2, label=7)
+    assert ex.steps.max == 1000 and ex.settings == default
     assert ex.current.shape == (2, 1, 28, 28) and ex.redraws == 1
     first, png = ex.current.clone(), bytes(ex.image.value)
     ex.label.value = 1
     assert ex.redraws == 2 and not torch.equal(ex.current, first)
     ex.label.value = 7
     torch.testing.assert_close(ex.current, first)                    # same settings, same images
-    assert ex.interval.value == tuple(SAMPLING["latent"]["guidance_interval"])   # w = 1 outside it
-    ex.interval.value = "all"
+    assert ex.interval.value == default.guidance_interval            # w = 1 outside it
+    ex.interval.value = None                                          # every step
     ex.guidance.value = 0.0                                           # unconditional: the class stops mattering
     uncond = ex.current.clone()
     ex.label.value = 3
@@ -100,6 +101,10 @@ def test_sample_panel_for_the_latent_model_redraws_on_class_guidance_and_steps()
     ex.steps.value = 5
     assert ex.redraws == 7 and not torch.equal(ex.current, uncond)
     assert bytes(ex.image.value).startswith(PNG) and bytes(ex.image.value) != png
+    ex.eta.value = 0.0                                                # deterministic DDIM: other images
+    assert ex.redraws == 8 and ex.settings.eta == 0 and not torch.equal(ex.current, uncond)
+    ex.sampler.value = "ddpm"                                         # one redraw; ddpm's eta is 1, locked
+    assert ex.redraws == 9 and ex.eta.value == 1.0 and ex.eta.disabled and ex.settings.sampler == "ddpm"
 
 
 @needs_data

@@ -1,0 +1,103 @@
+"""How each kind of model is measured: by ``fashiondiff evaluate`` (a score) and after training (a report).
+
+Each recipe names one of each. ``classifier`` below is a function that loads the course's classifier, the
+yardstick (a classifier being scored does not need it).
+
+    score(model, classifier, n, settings, seed, progress)
+        classifier_score    test accuracy at 28x28 and after the 16x16 round trip
+        vae_score           reconstruction quality (``reconstruction_metrics``)
+        generator_score     ``n`` samples at ``settings`` (default: the model's own) scored (``score_generator``)
+    report(recipe, model, out, classifier), written to the run's ``record.json``
+        score_report        the model's score
+        vae_report          fits the latent scale (saved with the weights), then the score
+        sweep_report        a generator at its default sampling settings, under each of the recipe's ``sweep``
+                            settings, and at the default on every snapshot kept during training
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_tensors, save_weights
+from .data import load, map_batches
+from .metrics import Evaluator, classifier_accuracy, score_generator
+from .vae import kl_divergence
+
+EVAL_N = 2000                      # samples per measurement: the course reports every figure at n = 2,000
+SWEEP_KEYS = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")     # what a sweep row keeps
+
+
+def classifier_score(model, classifier=None, n=None, settings=None, seed: int = 0, progress: bool = False) -> dict:
+    return classifier_accuracy(model)
+
+
+def vae_score(model, classifier, n: int = EVAL_N, settings=None, seed: int = 0, progress: bool = False) -> dict:
+    return reconstruction_metrics(model, Evaluator(classifier()), n=n)
+
+
+def generator_score(model, classifier, n: int = EVAL_N, settings=None, seed: int = 0, progress: bool = False) -> dict:
+    evaluator = Evaluator(classifier(), resolution=model.image_size)
+    return score_generator(model, evaluator, settings or model.sampling, n, seed, progress)
+
+
+def score_report(recipe, model, out: Path, classifier) -> dict:
+    return recipe.score(model, classifier)
+
+
+@torch.no_grad()
+def vae_report(recipe, model, out: Path, classifier) -> dict:
+    """Fit the latent scale on the training set and save it with the weights, then ``reconstruction_metrics``."""
+    model = model.eval().to(memory_format=torch.contiguous_format)
+    x_train, _ = load("train", 28)
+    model.fit_latent_stats(x_train)
+    save_weights(out, model, recipe.name, model.config)
+    return vae_score(model, classifier)
+
+
+@torch.no_grad()
+def reconstruction_metrics(vae, evaluator: Evaluator, n: int = EVAL_N, batch_size: int = 1000) -> dict:
+    """How well ``vae`` reconstructs: test MSE and KL per latent element; reconstructions of ``n`` training images
+    scored like samples (the floor of the latent pipeline); the classifier's accuracy on test reconstructions next
+    to its accuracy on the originals."""
+    device = next(vae.parameters()).device
+    x_test, y_test = load("test", 28)
+    x_train, y_train = load("train", 28)
+    reconstruct = lambda x: map_batches(lambda xb: vae.decode(vae.encode(xb)), x, batch_size, device)  # noqa: E731
+    r_test = reconstruct(x_test)
+    mean, logvar = map_batches(vae.posterior, x_test, batch_size, device)              # (N, C, 7, 7) each
+    idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(1))[:n]
+    scores = evaluator.score(reconstruct(x_train[idx]), y_train[idx])
+    return {"test_mse": float(F.mse_loss(r_test, x_test)), "test_kl_per_element": float(kl_divergence(mean, logvar).mean()),
+            "latent_scale": float(vae.latent_scale), "latent_mean": vae.latent_mean.tolist(),
+            "recon_fid": scores["fid"], "recon_real_fid": scores["real_fid"], "recon_ratio": scores["ratio"], "n": n,
+            "accuracy_reconstructions": evaluator.accuracy(r_test, y_test)[0],
+            "accuracy_originals": evaluator.accuracy(x_test, y_test)[0]}
+
+
+def sweep_report(recipe, model, out: Path, classifier) -> dict:
+    """Score ``model`` at n = 2,000 at its default sampling settings (``model.sampling``), then under each change
+    of ``recipe.sweep`` (a row equal to the default reuses that measurement), then the default on every snapshot in
+    ``out/snapshots`` (how quality grows with training time)."""
+    model = model.to(memory_format=torch.contiguous_format)
+    evaluator = Evaluator(classifier(), resolution=model.image_size)
+    default = score_generator(model, evaluator, model.sampling, n=EVAL_N)
+
+    def measure(settings):
+        return default if settings == model.sampling else score_generator(model, evaluator, settings, n=EVAL_N)
+    sweep = []
+    for changes in recipe.sweep:
+        settings = model.sampling.replace(**changes)
+        row = measure(settings)
+        sweep.append({**settings.to_dict(), **{k: row[k] for k in SWEEP_KEYS}})
+    progress = []
+    snapshot = copy.deepcopy(model)
+    for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
+        snapshot.load_state_dict(load_tensors(path))
+        r = score_generator(snapshot, evaluator, model.sampling, n=EVAL_N)
+        progress.append({"step": int(path.stem[5:]), **{k: r[k] for k in SWEEP_KEYS}})
+    return {**{k: default[k] for k in SWEEP_KEYS}, "sampling": model.sampling.to_dict(),
+            "cond_acc_per_class": default["cond_acc_per_class"], "n": EVAL_N, "sweep": sweep, "progress": progress}
