@@ -34,7 +34,7 @@ import time
 import torch
 
 from .classifier import FashionClassifier
-from .data import CLASSES, load, map_batches, round_trip
+from .data import CLASSES, load, map_batches, round_trip, to_uint8
 from .diffusion import generate
 from .sampling import SamplingConfig
 
@@ -140,6 +140,19 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: 
         fake_in |= (d <= r_real[i:i + chunk, None]).any(0)
         real_in.append((d <= r_fake[None]).any(1))
     return float(fake_in.double().mean()), float(torch.cat(real_in).double().mean())
+
+
+def black_share(x: torch.Tensor) -> float:
+    """Share of pixels of images ``x`` (N, 1, H, W) in [-1, 1] that are exactly black once stored as 8-bit
+    (value 0 after ``data.to_uint8``): about half of a real Fashion-MNIST image's pixels are."""
+    return float((to_uint8(x) == 0).double().mean())
+
+
+def black_kept(reconstructions: torch.Tensor, originals: torch.Tensor) -> float:
+    """Of the pixels that are exactly black (8-bit 0) in ``originals`` (N, 1, H, W), the share that are exactly black
+    in ``reconstructions`` too: 1 for a perfect autoencoder, low for one that leaves a grey haze."""
+    black = to_uint8(originals) == 0
+    return float((to_uint8(reconstructions)[black] == 0).double().mean())
 
 
 def predict(classifier: FashionClassifier, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:

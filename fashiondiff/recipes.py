@@ -119,8 +119,8 @@ def vae_setup(recipe: Recipe, device: torch.device, kl_weight: float | None = No
     model = model.to(device, memory_format=torch.channels_last)
 
     def loss_fn(model, idx, gen):
-        _, mse, kl = model(x[idx.to(device)], gen)     # VAE.loss spelled out: DDP syncs gradients through forward only
-        return mse + model.beta * kl
+        _, rec, kl = model(x[idx.to(device)], gen)     # VAE.loss spelled out: DDP syncs gradients through forward only
+        return rec + model.beta * kl
 
     return model, loss_fn, len(x)
 
@@ -161,7 +161,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            transformer_setup, generator_score, sweep_report, summary="16x16 pixel-space transformer, x0-prediction, T = 10",
            sampling=SamplingConfig("ddim", steps=10, guidance=2.0, guidance_interval=(1, 6), eta=0.0),
            sweep=TRANSFORMER_SWEEP),
-    Recipe("vae", VAE, dict(latent_channels=8, widths=(16, 32, 64), beta=1e-3),
+    # tanh on the decoder's output and an L1 reconstruction loss, so that black background comes out black
+    # (fashiondiff/vae.py).
+    Recipe("vae", VAE, dict(latent_channels=8, widths=(16, 32, 64), beta=1e-3, output="tanh", reconstruction="l1"),
            TrainConfig(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.01, warmup_steps=200, ema_decay=0.999,
                        snapshot_every=938),
            vae_setup, vae_score, vae_report, summary="the latent track's autoencoder, 28x28 -> 8x7x7",

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .checkpoint import load_tensors, save_weights
 from .data import load, map_batches
-from .metrics import Evaluator, classifier_accuracy, score_generator
+from .metrics import Evaluator, black_kept, black_share, classifier_accuracy, score_generator
 from .vae import kl_divergence
 
 EVAL_N = 2000                      # samples per measurement: the course reports every figure at n = 2,000
@@ -61,8 +61,9 @@ def vae_report(recipe, model, out: Path, classifier) -> dict:
 @torch.no_grad()
 def reconstruction_metrics(vae, evaluator: Evaluator, n: int = EVAL_N, batch_size: int = 1000) -> dict:
     """How well ``vae`` reconstructs: test MSE and KL per latent element; reconstructions of ``n`` training images
-    scored like samples (the floor of the latent pipeline); the classifier's accuracy on test reconstructions next
-    to its accuracy on the originals."""
+    scored like samples (the floor of the latent pipeline), with the share of their exactly black pixels that stay
+    black (``metrics.black_kept``); the classifier's accuracy on test reconstructions next to its accuracy on the
+    originals."""
     device = next(vae.parameters()).device
     x_test, y_test = load("test", 28)
     x_train, y_train = load("train", 28)
@@ -70,10 +71,14 @@ def reconstruction_metrics(vae, evaluator: Evaluator, n: int = EVAL_N, batch_siz
     r_test = reconstruct(x_test)
     mean, logvar = map_batches(vae.posterior, x_test, batch_size, device)              # (N, C, 7, 7) each
     idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(1))[:n]
-    scores = evaluator.score(reconstruct(x_train[idx]), y_train[idx])
+    r_train = reconstruct(x_train[idx])
+    scores = evaluator.score(r_train, y_train[idx])
     return {"test_mse": float(F.mse_loss(r_test, x_test)), "test_kl_per_element": float(kl_divergence(mean, logvar).mean()),
             "latent_scale": float(vae.latent_scale), "latent_mean": vae.latent_mean.tolist(),
             "recon_fid": scores["fid"], "recon_real_fid": scores["real_fid"], "recon_ratio": scores["ratio"], "n": n,
+            **{f"recon_{k}": scores[k] for k in ("kid", "kid_std", "real_kid", "precision", "recall")},
+            "black_kept": black_kept(r_train, x_train[idx]), "black_share": black_share(r_train),
+            "black_share_originals": black_share(x_train[idx]),
             "accuracy_reconstructions": evaluator.accuracy(r_test, y_test)[0],
             "accuracy_originals": evaluator.accuracy(x_test, y_test)[0]}
 

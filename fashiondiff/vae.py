@@ -2,13 +2,22 @@
 
     encoder:  x (N, 1, 28, 28) -> mean, log-variance (N, C, 7, 7)
     sample:   z = mean + exp(logvar / 2) * eps,  eps ~ N(0, I)          (the reparameterisation trick)
-    decoder:  z -> x_hat (N, 1, 28, 28)
-    loss:     mean (x - x_hat)^2  +  beta * KL(q(z | x) || N(0, I)) per latent element
+    decoder:  z -> x_hat (N, 1, 28, 28), through tanh (``output="tanh"``) or as it is (``"linear"``)
+    loss:     mean (x - x_hat)^2 (``reconstruction="mse"``) or mean |x - x_hat| (``"l1"``)
+              +  beta * KL(q(z | x) || N(0, I)) per latent element
     KL:       0.5 * (mean^2 + var - 1 - log var), summed over nothing: one value per latent element
 
 Both halves are stacks of ``ResBlock`` (GroupNorm, SiLU, 3x3 conv, twice, plus the input), strided
 convolutions down (28 -> 14 -> 7) and nearest-neighbour upsampling plus a convolution up, and at 7x7 a
 squeeze-and-excitation ``ChannelAttention`` (Hu et al. 2018) that reweights channels from their global mean.
+
+Why tanh and L1: about half of Fashion-MNIST's pixels are exactly -1 (black background). A linear output layer
+trained with MSE reaches -1 only on average, so background pixels come out a little above or below it and, once
+clamped to [-1, 1], many are faintly grey: a haze that the latent samples inherit (``reports.reconstruction_metrics``
+counts the black pixels kept). Through tanh the decoder can push those pixels as far towards -1 as it likes, where
+they saturate. But MSE's pull on a pixel shrinks with its error, and tanh's slope shrinks near -1 too: a pixel
+1/255 short of black is worth almost nothing to it. L1's pull keeps its size however small the error, so it
+drives them all the way (notebook 05 compares the two).
 
 The latent diffusion model wants latents of unit variance. ``latent_mean`` (per channel) and ``latent_scale``
 (one number) are measured on the training set after training (``fit_latent_stats``), kept as buffers in
@@ -81,8 +90,11 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, latent_channels: int, widths: tuple[int, int, int]):
+    def __init__(self, latent_channels: int, widths: tuple[int, int, int], output: str = "linear"):
         super().__init__()
+        if output not in ("linear", "tanh"):
+            raise ValueError(f"unknown decoder output {output!r} (allowed: linear, tanh)")
+        self.output = output
         w1, w2, w3 = widths
         self.conv_in = nn.Conv2d(latent_channels, w3, 3, padding=1)
         self.res3 = ResBlock(w3, w3)
@@ -98,18 +110,24 @@ class Decoder(nn.Module):
         h = self.attn(self.res3(self.conv_in(z)))                    # (N, w3, 7, 7)
         h = self.res2(self.up2(F.interpolate(h, scale_factor=2.0)))  # (N, w2, 14, 14)
         h = self.res1(self.up1(F.interpolate(h, scale_factor=2.0)))  # (N, w1, 28, 28)
-        return self.conv_out(F.silu(self.norm_out(h)))               # (N, 1, 28, 28)
+        x = self.conv_out(F.silu(self.norm_out(h)))                  # (N, 1, 28, 28)
+        return torch.tanh(x) if self.output == "tanh" else x
 
 
 class VAE(nn.Module):
     """28x28 images in [-1, 1] <-> ``latent_channels`` x 7 x 7 latents; see the module docstring."""
 
-    def __init__(self, latent_channels: int = 4, widths: tuple[int, int, int] = (32, 64, 128), beta: float = 1e-3):
+    def __init__(self, latent_channels: int = 4, widths: tuple[int, int, int] = (32, 64, 128), beta: float = 1e-3,
+                 output: str = "linear", reconstruction: str = "mse"):
         super().__init__()
-        self.config = dict(latent_channels=latent_channels, widths=list(widths), beta=beta)
+        if reconstruction not in ("mse", "l1"):
+            raise ValueError(f"unknown reconstruction loss {reconstruction!r} (allowed: mse, l1)")
+        self.config = dict(latent_channels=latent_channels, widths=list(widths), beta=beta, output=output,
+                           reconstruction=reconstruction)
+        self.reconstruction = F.mse_loss if reconstruction == "mse" else F.l1_loss
         self.latent_channels, self.beta = latent_channels, beta
         self.encoder = Encoder(latent_channels, tuple(widths))
-        self.decoder = Decoder(latent_channels, tuple(widths))
+        self.decoder = Decoder(latent_channels, tuple(widths), output)
         self.register_buffer("latent_mean", torch.zeros(latent_channels))
         self.register_buffer("latent_scale", torch.ones(()))
 
@@ -130,15 +148,15 @@ class VAE(nn.Module):
         return mean + (0.5 * logvar).exp() * eps                     # (N, C, 7, 7)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Reconstruction (N, 1, 28, 28) from a sampled latent, and the loss terms (MSE, KL per element)."""
+        """Reconstruction (N, 1, 28, 28) from a sampled latent, and the loss terms (reconstruction, KL per element)."""
         mean, logvar = self.posterior(x)                             # (N, C, 7, 7)
         z = self.sample_posterior(mean, logvar, generator)           # (N, C, 7, 7)
         x_hat = self.decoder(z)                                      # (N, 1, 28, 28)
-        return x_hat, F.mse_loss(x_hat, x), kl_divergence(mean, logvar).mean()
+        return x_hat, self.reconstruction(x_hat, x), kl_divergence(mean, logvar).mean()
 
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        _, mse, kl = self(x, generator)
-        return mse + self.beta * kl
+        _, rec, kl = self(x, generator)
+        return rec + self.beta * kl
 
     def scale(self, z: torch.Tensor) -> torch.Tensor:
         """Raw latent -> the unit-variance latent the diffusion model works in."""

@@ -147,7 +147,7 @@ def test_vae_training_lowers_the_loss():
 
 @needs_data
 def test_the_kl_weight_sets_beta_in_the_vae_recipe_loss():
-    """`train vae --kl-weight b` trains on mse + b * KL: with the same noise, loss(b=1) - loss(b=0) is the KL term."""
+    """`train vae --kl-weight b` trains on reconstruction + b * KL: with the same noise, loss(b=1) - loss(b=0) is KL."""
     from fashiondiff.data import load
     from fashiondiff.recipes import RECIPES, vae_setup
     idx = torch.arange(16)
@@ -196,3 +196,37 @@ def test_the_post_training_sweep_measures_the_default_setting_once(tmp_path, mon
     (row,) = [r for r in m["sweep"] if SamplingConfig(**{k: r[k] for k in
               ("sampler", "steps", "guidance", "guidance_interval", "eta")}) == recipe.sampling]
     assert row["ratio"] == m["ratio"] == 1.0                                          # measured first, reused
+
+
+def test_tanh_decoder_stays_in_the_pixel_range_and_unknown_outputs_are_refused():
+    torch.manual_seed(0)
+    vae = VAE(latent_channels=4, widths=(8, 16, 32), output="tanh")
+    torch.nn.init.normal_(vae.decoder.conv_out.weight, std=5.0)       # drive the output far past +-1
+    x_hat = vae.decoder(torch.randn(16, 4, 7, 7) * 10)
+    assert x_hat.abs().max() <= 1 and x_hat.abs().max() > 0.99
+    linear = VAE(latent_channels=4, widths=(8, 16, 32))
+    assert linear.config["output"] == "linear" and linear.decoder(torch.randn(16, 4, 7, 7) * 10).abs().max() > 1
+    with pytest.raises(ValueError, match="decoder output"):
+        VAE(output="sigmoid")
+
+
+def test_black_kept_counts_the_originals_black_pixels_that_stay_black():
+    from fashiondiff.metrics import black_kept, black_share
+    x = torch.full((2, 1, 4, 4), -1.0)
+    x[:, :, :2] = 0.5                                                  # half of each image is not black
+    r = x.clone()
+    r[0, 0, 3] = -1 + 3 / 255                                          # 4 of the 16 black pixels turn grey
+    assert black_share(x) == 0.5 and black_kept(x, x) == 1.0
+    assert black_kept(r, x) == 12 / 16 and black_share(r) == 12 / 32
+
+
+def test_the_reconstruction_term_is_mse_or_l1_as_configured():
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    for name, closed_form in (("mse", lambda a, b: ((a - b) ** 2).mean()), ("l1", lambda a, b: (a - b).abs().mean())):
+        vae = VAE(latent_channels=4, widths=(8, 16, 32), reconstruction=name)
+        x_hat, rec, kl = vae(x, torch.Generator().manual_seed(1))
+        assert_close(rec, closed_form(x_hat, x))
+        assert_close(vae.loss(x, torch.Generator().manual_seed(1)), rec + vae.beta * kl)
+    with pytest.raises(ValueError, match="reconstruction loss"):
+        VAE(reconstruction="huber")
