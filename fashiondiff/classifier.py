@@ -1,4 +1,4 @@
-"""The course's yardstick: a small Fashion-MNIST CNN classifier.
+"""The course's yardsticks: a small Fashion-MNIST CNN classifier, and a second one trained differently to check it.
 
 It scores generated images twice over: its predictions give conditional accuracy, and its
 penultimate features (``features``, 128-d) are the space in which ``fashiondiff.metrics`` measures
@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .layers import group_norm
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -49,3 +51,49 @@ class FashionClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) -> (N, n_classes) logits."""
         return self.head(self.features(x))                           # (N, n_classes)
+
+
+class ResidualBlock(nn.Module):
+    """x + conv(SiLU(GN(conv(SiLU(GN(x)))))), with a strided 1x1 convolution on the skip when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.norm1, self.conv1 = group_norm(c_in), nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+        self.norm2, self.conv2 = group_norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1, stride=stride) if (c_in, stride) != (c_out, 1) else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))                          # (N, c_out, H / stride, W / stride)
+        return self.skip(x) + self.conv2(F.silu(self.norm2(h)))        # (N, c_out, H / stride, W / stride)
+
+
+class ResNetClassifier(nn.Module):
+    """The second yardstick: a pre-activation ResNet (He et al. 2016) with GroupNorm, global average pooling and
+    no batch statistics, trained on 28x28 images with random shifts and flips but never on blurred (16x16) ones.
+    A different architecture and different augmentations give a second feature space in which to check the
+    first: where the two disagree, one of them is blind to something (notebook 08).
+
+    (N, 1, H, W) -> 28 -> 14 -> 7 -> global mean -> ``feature_dim`` features -> ``n_classes`` logits."""
+
+    def __init__(self, width: int = 32, feature_dim: int = 128, n_classes: int = 10):
+        super().__init__()
+        self.config = dict(width=width, feature_dim=feature_dim, n_classes=n_classes)
+        w = width
+        self.stem = nn.Conv2d(1, w, 3, padding=1)
+        self.blocks = nn.Sequential(ResidualBlock(w, w), ResidualBlock(w, 2 * w, stride=2),
+                                    ResidualBlock(2 * w, 2 * w), ResidualBlock(2 * w, 4 * w, stride=2),
+                                    ResidualBlock(4 * w, 4 * w))
+        self.norm = group_norm(4 * w)
+        self.embed = nn.Linear(4 * w, feature_dim)
+        self.head = nn.Sequential(nn.SiLU(), nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))
+
+    prepare = staticmethod(FashionClassifier.prepare)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) -> (N, feature_dim): the features the second FID, KID and precision/recall use."""
+        h = self.blocks(self.stem(self.prepare(x)))                     # (N, 4w, 7, 7)
+        return self.embed(F.silu(self.norm(h)).mean(dim=(2, 3)))        # (N, feature_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) -> (N, n_classes) logits."""
+        return self.head(self.features(x))                              # (N, n_classes)

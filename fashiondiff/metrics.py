@@ -32,6 +32,7 @@ from __future__ import annotations
 import time
 
 import torch
+import torch.nn.functional as F
 
 from .classifier import FashionClassifier
 from .data import CLASSES, load, map_batches, round_trip, to_uint8
@@ -148,6 +149,16 @@ def black_share(x: torch.Tensor) -> float:
     return float((to_uint8(x) == 0).double().mean())
 
 
+def pixel_stats(x: torch.Tensor) -> dict:
+    """Pixel statistics a learner can read, of images (N, 1, H, W) in [-1, 1]: ``black_share`` (exactly black
+    8-bit pixels), ``mean`` intensity (0 black, 1 white) and ``sharpness``, the mean absolute response to the 3x3
+    Laplacian (in intensity units: blur lowers it)."""
+    laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])[None, None]
+    intensity = (x.float().cpu() + 1) / 2                                                 # (N, 1, H, W) in [0, 1]
+    edges = F.conv2d(intensity, laplacian)                                                # (N, 1, H-2, W-2)
+    return {"black_share": black_share(x), "mean": float(intensity.mean()), "sharpness": float(edges.abs().mean())}
+
+
 def black_kept(reconstructions: torch.Tensor, originals: torch.Tensor) -> float:
     """Of the pixels that are exactly black (8-bit 0) in ``originals`` (N, 1, H, W), the share that are exactly black
     in ``reconstructions`` too: 1 for a perfect autoencoder, low for one that leaves a grey haze."""
@@ -260,19 +271,36 @@ def classifier_accuracy(model: FashionClassifier) -> dict:
             "n_test": len(y)}
 
 
+SECOND_KEYS = ("fid", "real_fid", "kid", "kid_std", "real_kid", "precision", "recall", "cond_acc")
+
+
+def score_images(images: torch.Tensor, labels: torch.Tensor, evaluator: Evaluator, second: Evaluator | None = None,
+                 seed: int = 0) -> dict:
+    """``evaluator.score`` of images (N, 1, H, W) asked to be ``labels`` (N,); with ``second``, its measures too
+    (``"second"``: ``SECOND_KEYS``); and ``pixel_stats`` of the images next to those of N random training images
+    at the same size (``"pixels"``, ``"real_pixels"``)."""
+    scores = evaluator.score(images, labels, seed=seed)
+    if second is not None:
+        scores["second"] = {k: v for k, v in second.score(images, labels, seed=seed).items() if k in SECOND_KEYS}
+    x_train, _ = load("train", images.shape[-1])
+    idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:len(images)]
+    return {**scores, "pixels": pixel_stats(images), "real_pixels": pixel_stats(x_train[idx])}
+
+
 def score_generator(model, evaluator: Evaluator, settings: SamplingConfig, n: int = 2000, seed: int = 0,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, second: Evaluator | None = None) -> dict:
     """Sample ``n`` images from a generator (``diffusion.generate``), spread evenly over the classes, with
-    ``settings`` and ``seed``, and score them with ``evaluator`` (made at the generator's ``image_size``):
-    ``Evaluator.score``'s measures, the settings, the seed and the sampling time."""
+    ``settings`` and ``seed``, and score them (``score_images``) with ``evaluator`` and the optional ``second``,
+    both made at the generator's ``image_size``: the measures, the settings, the seed and the sampling time."""
     if n < 2:
         raise ValueError(f"n must be at least 2 to estimate a covariance, got {n}")
-    if evaluator.resolution != model.image_size:
-        raise ValueError(f"the evaluator works at {evaluator.resolution}x{evaluator.resolution}, "
-                         f"the generator makes {model.image_size}x{model.image_size} images")
+    for ev in (evaluator, second):
+        if ev is not None and ev.resolution != model.image_size:
+            raise ValueError(f"the evaluator works at {ev.resolution}x{ev.resolution}, "
+                             f"the generator makes {model.image_size}x{model.image_size} images")
     labels = torch.arange(n) % len(CLASSES)                                            # (n,)
     start = time.time()
     images = generate(model, labels, settings, seed=seed, progress=progress)          # (n, 1, H, W)
     seconds = time.time() - start
-    return {**evaluator.score(images, labels, seed=seed), **settings.to_dict(), "seed": seed,
+    return {**score_images(images, labels, evaluator, second, seed), **settings.to_dict(), "seed": seed,
             "sample_seconds": round(seconds, 2)}

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import BUNDLED, RECORD, load_json, load_module
+from .checkpoint import BUNDLED, RECORD, WEIGHTS, load_json, load_module
 from .data import CLASSES, class_index, to_uint8
 from .devices import pick_device
 from .diffusion import generate
-from .recipes import YARDSTICK, recipe
+from .recipes import SECOND_YARDSTICK, YARDSTICK, recipe
 from .sampling import SamplingConfig
 
 
@@ -35,6 +35,12 @@ def load_model(name: str, weights: str | Path | None = None, device: str | torch
     if r.is_generator and getattr(model, "sampling", None) is None:
         model.sampling = r.sampling                # weights saved without settings: the recipe's default
     return model.to(device if isinstance(device, torch.device) else pick_device(device))
+
+
+def yardsticks(device="auto", classifier_weights=None) -> tuple:
+    """(the course's classifier, the second yardstick or None when it has no bundled weights), for scoring."""
+    second = load_model(SECOND_YARDSTICK, device=device) if (bundled(SECOND_YARDSTICK) / WEIGHTS).is_file() else None
+    return load_model(YARDSTICK, classifier_weights, device), second
 
 
 def record(name: str, weights: str | Path | None = None) -> dict:
@@ -101,5 +107,5 @@ def evaluate(name: str, n: int = 2000, settings: SamplingConfig | None = None, s
     model = load_model(name, weights, device)
     if settings is not None:
         check_steps(model, settings)
-    classifier = lambda: load_model(YARDSTICK, classifier_weights, device)            # noqa: E731
-    return recipe(name).score(model, classifier, n=n, settings=settings, seed=seed, progress=True)
+    return recipe(name).score(model, lambda: yardsticks(device, classifier_weights), n=n, settings=settings,
+                              seed=seed, progress=True)

@@ -1,13 +1,13 @@
 """How each kind of model is measured: by ``fashiondiff evaluate`` (a score) and after training (a report).
 
-Each recipe names one of each. ``classifier`` below is a function that loads the course's classifier, the
-yardstick (a classifier being scored does not need it).
+Each recipe names one of each. ``yardsticks`` below is a function that loads the course's classifier and the
+second yardstick (``None`` where it has no weights); a classifier being scored needs neither.
 
-    score(model, classifier, n, settings, seed, progress)
+    score(model, yardsticks, n, settings, seed, progress)
         classifier_score    test accuracy at 28x28 and after the 16x16 round trip
         vae_score           reconstruction quality (``reconstruction_metrics``)
         generator_score     ``n`` samples at ``settings`` (default: the model's own) scored (``score_generator``)
-    report(recipe, model, out, classifier), written to the run's ``record.json``
+    report(recipe, model, out, yardsticks), written to the run's ``record.json``
         score_report        the model's score
         vae_report          fits the latent scale (saved with the weights), then the score
         sweep_report        a generator at its default sampling settings, under each of the recipe's ``sweep``
@@ -24,42 +24,50 @@ import torch.nn.functional as F
 
 from .checkpoint import load_tensors, save_weights
 from .data import load, map_batches
-from .metrics import Evaluator, black_kept, black_share, classifier_accuracy, score_generator
+from .metrics import Evaluator, black_kept, black_share, classifier_accuracy, score_generator, score_images
 from .vae import kl_divergence
 
 EVAL_N = 2000                      # samples per measurement: the course reports every figure at n = 2,000
-SWEEP_KEYS = ("fid", "real_fid", "ratio", "cond_acc", "sample_seconds")     # what a sweep row keeps
+SWEEP_KEYS = ("kid", "kid_std", "real_kid", "fid", "real_fid", "ratio", "precision", "recall", "cond_acc",
+              "second", "sample_seconds")                              # what a sweep row keeps, where measured
 
 
-def classifier_score(model, classifier=None, n=None, settings=None, seed: int = 0, progress: bool = False) -> dict:
+def evaluators(yardsticks, resolution: int = 28) -> tuple[Evaluator, Evaluator | None]:
+    """The two yardsticks as ``Evaluator``s at ``resolution`` (the second None where it has no weights)."""
+    first, second = yardsticks()
+    return Evaluator(first, resolution), (Evaluator(second, resolution) if second is not None else None)
+
+
+def classifier_score(model, yardsticks=None, n=None, settings=None, seed: int = 0, progress: bool = False) -> dict:
     return classifier_accuracy(model)
 
 
-def vae_score(model, classifier, n: int = EVAL_N, settings=None, seed: int = 0, progress: bool = False) -> dict:
-    return reconstruction_metrics(model, Evaluator(classifier()), n=n)
+def vae_score(model, yardsticks, n: int = EVAL_N, settings=None, seed: int = 0, progress: bool = False) -> dict:
+    return reconstruction_metrics(model, *evaluators(yardsticks), n=n)
 
 
-def generator_score(model, classifier, n: int = EVAL_N, settings=None, seed: int = 0, progress: bool = False) -> dict:
-    evaluator = Evaluator(classifier(), resolution=model.image_size)
-    return score_generator(model, evaluator, settings or model.sampling, n, seed, progress)
+def generator_score(model, yardsticks, n: int = EVAL_N, settings=None, seed: int = 0, progress: bool = False) -> dict:
+    evaluator, second = evaluators(yardsticks, model.image_size)
+    return score_generator(model, evaluator, settings or model.sampling, n, seed, progress, second)
 
 
-def score_report(recipe, model, out: Path, classifier) -> dict:
-    return recipe.score(model, classifier)
+def score_report(recipe, model, out: Path, yardsticks) -> dict:
+    return recipe.score(model, yardsticks)
 
 
 @torch.no_grad()
-def vae_report(recipe, model, out: Path, classifier) -> dict:
+def vae_report(recipe, model, out: Path, yardsticks) -> dict:
     """Fit the latent scale on the training set and save it with the weights, then ``reconstruction_metrics``."""
     model = model.eval().to(memory_format=torch.contiguous_format)
     x_train, _ = load("train", 28)
     model.fit_latent_stats(x_train)
     save_weights(out, model, recipe.name, model.config)
-    return vae_score(model, classifier)
+    return vae_score(model, yardsticks)
 
 
 @torch.no_grad()
-def reconstruction_metrics(vae, evaluator: Evaluator, n: int = EVAL_N, batch_size: int = 1000) -> dict:
+def reconstruction_metrics(vae, evaluator: Evaluator, second: Evaluator | None = None, n: int = EVAL_N,
+                           batch_size: int = 1000) -> dict:
     """How well ``vae`` reconstructs: test MSE and KL per latent element; reconstructions of ``n`` training images
     scored like samples (the floor of the latent pipeline), with the share of their exactly black pixels that stay
     black (``metrics.black_kept``); the classifier's accuracy on test reconstructions next to its accuracy on the
@@ -72,37 +80,36 @@ def reconstruction_metrics(vae, evaluator: Evaluator, n: int = EVAL_N, batch_siz
     mean, logvar = map_batches(vae.posterior, x_test, batch_size, device)              # (N, C, 7, 7) each
     idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(1))[:n]
     r_train = reconstruct(x_train[idx])
-    scores = evaluator.score(r_train, y_train[idx])
+    scores = score_images(r_train, y_train[idx], evaluator, second)
     return {"test_mse": float(F.mse_loss(r_test, x_test)), "test_kl_per_element": float(kl_divergence(mean, logvar).mean()),
             "latent_scale": float(vae.latent_scale), "latent_mean": vae.latent_mean.tolist(),
             "recon_fid": scores["fid"], "recon_real_fid": scores["real_fid"], "recon_ratio": scores["ratio"], "n": n,
             **{f"recon_{k}": scores[k] for k in ("kid", "kid_std", "real_kid", "precision", "recall")},
             "black_kept": black_kept(r_train, x_train[idx]), "black_share": black_share(r_train),
             "black_share_originals": black_share(x_train[idx]),
+            **({"recon_second": scores["second"]} if "second" in scores else {}),
             "accuracy_reconstructions": evaluator.accuracy(r_test, y_test)[0],
             "accuracy_originals": evaluator.accuracy(x_test, y_test)[0]}
 
 
-def sweep_report(recipe, model, out: Path, classifier) -> dict:
+def sweep_report(recipe, model, out: Path, yardsticks) -> dict:
     """Score ``model`` at n = 2,000 at its default sampling settings (``model.sampling``), then under each change
     of ``recipe.sweep`` (a row equal to the default reuses that measurement), then the default on every snapshot in
     ``out/snapshots`` (how quality grows with training time)."""
     model = model.to(memory_format=torch.contiguous_format)
-    evaluator = Evaluator(classifier(), resolution=model.image_size)
-    default = score_generator(model, evaluator, model.sampling, n=EVAL_N)
-
-    def measure(settings):
-        return default if settings == model.sampling else score_generator(model, evaluator, settings, n=EVAL_N)
+    evaluator, second = evaluators(yardsticks, model.image_size)
+    score = lambda m, settings: score_generator(m, evaluator, settings, n=EVAL_N, second=second)  # noqa: E731
+    keep = lambda r: {k: r[k] for k in SWEEP_KEYS if k in r}                                        # noqa: E731
+    default = score(model, model.sampling)
     sweep = []
     for changes in recipe.sweep:
         settings = model.sampling.replace(**changes)
-        row = measure(settings)
-        sweep.append({**settings.to_dict(), **{k: row[k] for k in SWEEP_KEYS}})
+        sweep.append({**settings.to_dict(), **keep(default if settings == model.sampling else score(model, settings))})
     progress = []
     snapshot = copy.deepcopy(model)
     for path in sorted((Path(out) / "snapshots").glob("step_*.safetensors")):
         snapshot.load_state_dict(load_tensors(path))
-        r = score_generator(snapshot, evaluator, model.sampling, n=EVAL_N)
-        progress.append({"step": int(path.stem[5:]), **{k: r[k] for k in SWEEP_KEYS}})
-    return {**{k: default[k] for k in SWEEP_KEYS}, "sampling": model.sampling.to_dict(),
-            "cond_acc_per_class": default["cond_acc_per_class"], "n": EVAL_N, "sweep": sweep, "progress": progress}
+        progress.append({"step": int(path.stem[5:]), **keep(score(snapshot, model.sampling))})
+    return {**keep(default), **{k: default[k] for k in ("pixels", "real_pixels") if k in default},
+            "sampling": model.sampling.to_dict(), "cond_acc_per_class": default["cond_acc_per_class"], "n": EVAL_N,
+            "sweep": sweep, "progress": progress}

@@ -18,9 +18,9 @@ import torch.nn as nn
 from .checkpoint import save_json
 from .devices import init_distributed, keep_freed_memory, rank_and_world
 from .fastlinear import conv_linears_are_faster, use_conv_linears
-from .pipelines import load_model
+from .pipelines import yardsticks
 from .provenance import git_commit, hardware
-from .recipes import YARDSTICK, recipe
+from .recipes import recipe
 from .training import train
 
 
@@ -66,6 +66,6 @@ def run(name: str, out: str | Path, overrides: dict | None = None, device: str =
            "train": asdict(cfg), "options": {k: str(v) for k, v in options.items()}, "loss_history": result.history}
     if rank > 0:
         return None
-    rec["metrics"] = r.report(r, final, Path(out), lambda: load_model(YARDSTICK, device=dev)) if measure else {}
+    rec["metrics"] = r.report(r, final, Path(out), lambda: yardsticks(dev)) if measure else {}
     save_json(Path(out) / "record.json", rec)
     return rec

@@ -181,16 +181,16 @@ def test_the_post_training_sweep_measures_the_default_setting_once(tmp_path, mon
     from fashiondiff.sampling import SamplingConfig
     recipe, calls = RECIPES["latent"], []
 
-    def fake_score(model, evaluator, settings, n=2000, **kw):
+    def fake_score(model, evaluator, settings, n=2000, second=None, **kw):
         calls.append(settings)
         return {"fid": float(len(calls)), "real_fid": 1.0, "ratio": float(len(calls)), "cond_acc": 0.9,
                 "sample_seconds": 1.0, "cond_acc_per_class": {}}
 
     monkeypatch.setattr(reports, "score_generator", fake_score)
-    monkeypatch.setattr(reports, "Evaluator", lambda classifier, resolution: None)
+    monkeypatch.setattr(reports, "evaluators", lambda yardsticks, resolution=28: (None, None))
     model = torch.nn.Linear(1, 1)
     model.sampling, model.image_size = recipe.sampling, 28
-    m = reports.sweep_report(recipe, model, tmp_path, classifier=lambda: None)
+    m = reports.sweep_report(recipe, model, tmp_path, yardsticks=lambda: (None, None))
     assert calls[0] == recipe.sampling and len(calls) == len(recipe.sweep)           # one sweep row is the default
     assert len(set(calls)) == len(calls)                                              # nothing measured twice
     (row,) = [r for r in m["sweep"] if SamplingConfig(**{k: r[k] for k in
