@@ -226,3 +226,26 @@ def test_training_images_score_kid_about_zero_and_class_means_collapse(evaluator
     collapsed = evaluator.score(means, torch.arange(500) % 10, seed=1)
     assert collapsed["kid"] > 5 * collapsed["kid_std"] and collapsed["recall"] < 0.05, collapsed
     assert collapsed["precision"] > 0.5, collapsed
+
+
+def test_pixel_stats_count_black_pixels_and_blur_lowers_sharpness():
+    from fashiondiff.metrics import pixel_stats
+    x = torch.full((4, 1, 8, 8), -1.0)
+    x[:, :, 2:6, 2:6] = 1.0                                                     # a white square on black
+    s = pixel_stats(x)
+    assert s["black_share"] == pytest.approx(48 / 64) and s["mean"] == pytest.approx(16 / 64)
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), value=-1.0), 3, stride=1)
+    assert pixel_stats(blurred)["sharpness"] < 0.5 * s["sharpness"]
+    assert pixel_stats(torch.full((2, 1, 8, 8), 0.3))["sharpness"] == 0                  # flat: no edges
+
+
+@needs_data
+def test_score_images_reports_the_second_yardstick_and_pixels_next_to_real_images(evaluator):
+    from fashiondiff.data import load
+    from fashiondiff.metrics import SECOND_KEYS, score_images
+    x, y = load("train", 28)
+    scores = score_images(x[:200], y[:200], evaluator, second=evaluator, seed=2)
+    assert set(scores["second"]) == set(SECOND_KEYS)
+    assert scores["second"]["kid"] == pytest.approx(scores["kid"])            # the same yardstick twice agrees
+    assert scores["pixels"]["black_share"] == pytest.approx(scores["real_pixels"]["black_share"], abs=0.05)
+    assert "second" not in score_images(x[:50], y[:50], evaluator)

@@ -151,3 +151,16 @@ def test_bundled_model_reaches_class_accuracy_at_its_defaults():
     r = score_generator(model, Evaluator(load_model("classifier", device="cpu"), resolution=16), model.sampling,
                         n=500, seed=0)
     assert r["cond_acc"] >= 0.85, r
+
+
+@needs_data
+def test_the_second_yardstick_recipe_trains_and_its_features_fit_the_evaluator():
+    from fashiondiff.recipes import RECIPES
+    recipe = RECIPES["resnet"]
+    torch.manual_seed(0)
+    model, loss_fn, n = recipe.setup(recipe, torch.device("cpu"))
+    res = train(model, loss_fn, n, TrainConfig(max_steps=30, batch_size=64, lr=2e-3, warmup_steps=5, ema_decay=None,
+                                               log_every=10), progress=False)
+    assert res.history[-1][1] < 0.9 * res.history[0][1]                 # from ln 10 = 2.3 down
+    x = torch.rand(3, 1, 16, 16) * 2 - 1                              # any size: prepared to 28x28 like the first
+    assert model.eval().features(x).shape == (3, 128) and model(x).shape == (3, 10)

@@ -1,0 +1,50 @@
+"""Measure bundled (or any) weights again with the course's current measures, without retraining them.
+
+    python benchmarks/rescore.py transformer [--weights DIR]
+
+Runs the recipe's report on the weights (for a generator: its default sampling settings and every setting of the
+recipe's sweep, at n = 2,000, in both yardsticks' features; snapshots are not kept with bundled weights, so the
+record's quality-over-training rows stay as they were measured) and writes the result into the folder's
+``record.json`` under ``metrics``, with ``rescored``: the command, git commit, date and hardware of this run. The
+metrics before the first rescore are kept under ``metrics_before_rescore``. Prints the new metrics as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from fashiondiff.checkpoint import RECORD, load_json, save_json
+from fashiondiff.devices import pick_device
+from fashiondiff.pipelines import bundled, load_model, yardsticks
+from fashiondiff.provenance import git_commit, hardware
+from fashiondiff.recipes import RECIPES
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", choices=tuple(RECIPES))
+    p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the bundled one)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    folder = args.weights or bundled(args.model)
+    recipe, device = RECIPES[args.model], pick_device(args.device)
+    model = load_model(args.model, folder, device)
+    old = load_json(folder / RECORD) if (folder / RECORD).is_file() else {}
+    metrics = recipe.score(model, lambda: yardsticks(device)) if not recipe.is_generator else \
+        recipe.report(recipe, model, folder, lambda: yardsticks(device))
+    if "progress" in metrics and not metrics["progress"]:
+        metrics["progress"] = old.get("metrics", {}).get("progress", [])
+    rescored = {"command": "python benchmarks/rescore.py " + " ".join(sys.argv[1:]), "git_commit": git_commit(),
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "hardware": hardware(device)}
+    save_json(folder / RECORD, {**old, "metrics": metrics, "rescored": rescored,
+                                "metrics_before_rescore": old.get("metrics_before_rescore") or old.get("metrics", {})})
+    print(json.dumps({k: v for k, v in metrics.items() if k not in ("sweep", "progress")}))
+
+
+if __name__ == "__main__":
+    main()
