@@ -1,12 +1,15 @@
 """Measure bundled (or any) weights again with the course's current measures, without retraining them.
 
-    python benchmarks/rescore.py transformer [--weights DIR]
+    python benchmarks/rescore.py transformer [--weights DIR] [--pick-default MIN_ACCURACY]
 
 Runs the recipe's report on the weights (for a generator: its default sampling settings and every setting of the
 recipe's sweep, at n = 2,000, in both yardsticks' features; snapshots are not kept with bundled weights, so the
 record's quality-over-training rows stay as they were measured) and writes the result into the folder's
 ``record.json`` under ``metrics``, with ``rescored``: the command, git commit, date and hardware of this run. The
 metrics before the first rescore are kept under ``metrics_before_rescore``. Prints the new metrics as one JSON line.
+
+``--pick-default A`` makes the sweep's setting with the lowest KID among those with conditional accuracy >= A the
+generator's default (written to the folder's ``config.json``) and measures it again as the record's headline.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import json
 import sys
 from pathlib import Path
 
-from fashiondiff.checkpoint import RECORD, load_json, save_json
+from fashiondiff.checkpoint import CONFIG, RECORD, load_json, save_json
+from fashiondiff.metrics import score_generator
+from fashiondiff.reports import EVAL_N, SWEEP_KEYS, evaluators
+from fashiondiff.sampling import SamplingConfig
 from fashiondiff.devices import pick_device
 from fashiondiff.pipelines import bundled, load_model, yardsticks
 from fashiondiff.provenance import git_commit, hardware
@@ -29,6 +35,7 @@ def main() -> None:
     p.add_argument("model", choices=tuple(RECIPES))
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the bundled one)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--pick-default", type=float, default=None, metavar="MIN_ACCURACY")
     args = p.parse_args()
     folder = args.weights or bundled(args.model)
     recipe, device = RECIPES[args.model], pick_device(args.device)
@@ -38,6 +45,20 @@ def main() -> None:
         recipe.report(recipe, model, folder, lambda: yardsticks(device))
     if "progress" in metrics and not metrics["progress"]:
         metrics["progress"] = old.get("metrics", {}).get("progress", [])
+    if args.pick_default is not None and recipe.is_generator:
+        fields = ("sampler", "steps", "guidance", "guidance_interval", "eta")
+        rows = [r for r in metrics["sweep"] if r["cond_acc"] >= args.pick_default]
+        if not rows:
+            raise SystemExit(f"no setting reaches conditional accuracy {args.pick_default}")
+        best = SamplingConfig(**{k: min(rows, key=lambda r: r["kid"])[k] for k in fields})
+        if best != model.sampling:
+            model.sampling = best
+            meta = load_json(folder / CONFIG)
+            save_json(folder / CONFIG, {**meta, "sampling": best.to_dict()})
+            evaluator, second = evaluators(lambda: yardsticks(device), model.image_size)
+            default = score_generator(model, evaluator, best, n=EVAL_N, second=second)
+            metrics.update({k: default[k] for k in (*SWEEP_KEYS, "pixels", "real_pixels", "cond_acc_per_class")
+                            if k in default}, sampling=best.to_dict())
     rescored = {"command": "python benchmarks/rescore.py " + " ".join(sys.argv[1:]), "git_commit": git_commit(),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "hardware": hardware(device)}

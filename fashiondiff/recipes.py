@@ -57,8 +57,8 @@ class Recipe:
     config: dict                       # the model's constructor arguments
     train: TrainConfig                 # training defaults (the command line's options replace fields)
     setup: Callable                    # setup(recipe, device, **options) -> (model, loss_fn, n_examples)
-    score: Callable                    # score(model, classifier, n, settings, seed, progress) -> dict (evaluate)
-    report: Callable                   # report(recipe, model, out, classifier) -> dict for record.json
+    score: Callable                    # score(model, yardsticks, n, settings, seed, progress) -> dict (evaluate)
+    report: Callable                   # report(recipe, model, out, yardsticks) -> dict for record.json
     summary: str                       # one line for the command line's help
     sampling: SamplingConfig | None = None    # a generator's default sampling settings
     sweep: tuple = ()                  # a generator's settings measured after training, as changes to the default
