@@ -178,7 +178,7 @@ def test_landing_page_says_what_the_course_is_and_how_to_start(site):
     out, _ = site
     text = (out / "index.html").read_text(encoding="utf-8")
     words = " ".join(BeautifulSoup(text, "html.parser").get_text().split())
-    for needed in ("Track 1", "Track 2", "Part 3", "What you need", 'pip install -e ".[dev]" && jupyter lab notebooks/',
+    for needed in ("Track 1", "Track 2", "Sampling faster, and measuring", "What you need", 'pip install -e ".[dev]" && jupyter lab notebooks/',
                    "conda env create -f environment.yml && conda activate fashiondiff && jupyter lab notebooks/"):
         assert needed in words, needed
     for path in NOTEBOOKS:
