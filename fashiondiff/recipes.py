@@ -183,7 +183,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            TrainConfig(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999),
            classifier_setup, classifier_score, score_report, summary="the course's yardstick: a small Fashion-MNIST CNN"),
     Recipe("resnet", ResNetClassifier, dict(width=32, feature_dim=128, n_classes=10),
-           TrainConfig(epochs=8, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999),
+           TrainConfig(epochs=5, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999),
            resnet_setup, classifier_score, score_report,
            summary="the second yardstick: a GroupNorm ResNet trained on sharp images only"),
     # The pixel track: batch 128, AdamW with weight decay 0.05, one cosine decay from lr 1e-3 (notebook 04).
