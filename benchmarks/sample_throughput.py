@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from fashiondiff.diffusion import generate
+from fashiondiff.generation import generate
 from fashiondiff.pipelines import load_model
 
 # Changes to each model's default sampling settings (guidance_interval None: guidance at every step).

@@ -1,7 +1,8 @@
 """Training loss and samplers for a class-conditional diffusion model, shared by both tracks.
 
-A denoiser is called as ``model(x_t, t, y)`` and predicts either the clean image (``"x0"``, the pixel
-track) or the noise (``"eps"``, the latent track); ``schedule.eps_from_x0`` / ``x0_from_eps`` convert.
+A denoiser is called as ``model(x_t, t, y)`` and predicts the clean image (``"x0"``, the pixel track), the noise
+(``"eps"``, the latent track) or the velocity v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (``"v"``, Salimans & Ho
+2022); ``to_x0`` turns any of them into x0, and ``loss_weight`` says how each target's MSE weighs the timesteps.
 
 Training (Ho et al. 2020, Algorithm 1, with t drawn per example): x_t ~ q(x_t | x_0), regress the target.
 Sampling goes from pure noise at t = T down to 0 over ``steps`` timesteps t > s:
@@ -12,7 +13,7 @@ Sampling goes from pure noise at t = T down to 0 over ``steps`` timesteps t > s:
                              (Song et al. 2021, eq. 12 and 16): eta = 0 is deterministic, and eta = 1 has
                              exactly the posterior variance of the ancestral step
 
-Classifier-free guidance (Ho & Salimans 2022): pred = pred_uncond + w (pred_cond - pred_uncond),
+Classifier-free guidance (``fashiondiff.guidance``): pred = pred_uncond + w (pred_cond - pred_uncond),
 so w = 0 is unconditional and w = 1 plain conditional; ``SamplingConfig`` (``fashiondiff.sampling``) says which
 sampler, how many steps, which w and at which timesteps.
 """
@@ -22,32 +23,70 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .guidance import predict
 from .sampling import SamplingConfig
 from .schedule import NoiseSchedule
 
 
+PREDICTIONS = ("x0", "eps", "v")       # what a denoiser's output is
+WEIGHTINGS = ("none", "min-snr")        # how the loss weighs the timesteps
+MIN_SNR_GAMMA = 5.0                     # Hang et al. 2023: min(SNR, 5) worked best in their sweep
+
+
+def target(schedule: NoiseSchedule, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, prediction: str):
+    """What a denoiser predicting ``prediction`` regresses at x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."""
+    if prediction == "x0":
+        return x0
+    if prediction == "eps":
+        return noise
+    if prediction == "v":
+        return schedule.v_from(x0, noise, t)
+    raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
+
+
+def loss_weight(schedule: NoiseSchedule, t: torch.Tensor, prediction: str, weighting: str = "none") -> torch.Tensor:
+    """(N,) weights on the per-example MSE of ``prediction``'s target.
+
+    At one x_t the three errors are proportional: eps-MSE = SNR x0-MSE and v-MSE = (SNR + 1) x0-MSE, so each
+    plain MSE is a different weighting of the same x0 error. "min-snr" makes the weight on the x0 error
+    min(SNR, gamma) whatever the target (Hang et al. 2023, "min-SNR-gamma"): min(SNR, gamma) for x0, min(SNR, gamma) / SNR
+    for eps, min(SNR, gamma) / (SNR + 1) for v."""
+    if weighting == "none":
+        return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+    if weighting != "min-snr":
+        raise ValueError(f"unknown loss weighting {weighting!r} (allowed: {', '.join(WEIGHTINGS)})")
+    snr = schedule.snr(t.cpu())                                                   # (N,) float64
+    clipped = snr.clamp(max=MIN_SNR_GAMMA)
+    w = {"x0": clipped, "eps": clipped / snr, "v": clipped / (snr + 1)}[prediction]
+    return w.float().to(t.device)
+
+
 def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                   prediction: str = "x0", p_uncond: float = 0.1) -> torch.Tensor:
-    """MSE of the model's prediction at x_t ~ q(x_t | x_0), t uniform in 1..T per example; labels dropped
-    to the null class with probability ``p_uncond`` so that one network also learns the unconditional model."""
+                   prediction: str = "x0", p_uncond: float = 0.1, weighting: str = "none") -> torch.Tensor:
+    """MSE of the model's prediction at x_t ~ q(x_t | x_0), t uniform in 1..T per example, weighted per example
+    by ``loss_weight``; labels dropped to the null class with probability ``p_uncond`` so that one network also
+    learns the unconditional model."""
     n = len(x0)
     t = torch.randint(1, schedule.T + 1, (n,), generator=generator).to(x0.device)     # (N,)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)                  # (N, C, H, W)
     x_t = schedule.q_sample(x0, t, noise)                                              # (N, C, H, W)
     y = model.label.drop(y, p_uncond, generator) if p_uncond else y
-    target = x0 if prediction == "x0" else noise
-    return F.mse_loss(model(x_t, t, y), target)
+    goal = target(schedule, x0, noise, t, prediction)                                  # (N, C, H, W)
+    if weighting == "none":
+        return F.mse_loss(model(x_t, t, y), goal)
+    per_example = (model(x_t, t, y) - goal).pow(2).flatten(1).mean(1)                  # (N,)
+    return (loss_weight(schedule, t, prediction, weighting) * per_example).mean()
 
 
-def predict(model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:
-    """The model's prediction with classifier-free guidance w = ``guidance`` (one batched call when w != 0, 1)."""
-    if guidance == 1.0:
-        return model(x_t, t, y)
-    null = torch.full_like(y, model.label.null)
-    if guidance == 0.0:
-        return model(x_t, t, null)
-    cond, uncond = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
-    return uncond + guidance * (cond - uncond)
+def to_x0(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor, out: torch.Tensor, prediction: str):
+    """The clean image a denoiser's output ``out`` (an x0, eps or v prediction) stands for."""
+    if prediction == "x0":
+        return out
+    if prediction == "eps":
+        return schedule.x0_from_eps(x_t, t, out)
+    if prediction == "v":
+        return schedule.x0_from_v(x_t, t, out)
+    raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
 
 
 @torch.no_grad()
@@ -56,12 +95,12 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
            trajectory: bool = False):
     """Generate ``len(y)`` samples of ``shape`` (C, H, W) for labels ``y`` (N,) as ``settings`` say.
 
-    ``prediction`` is what ``model`` predicts ("x0" or "eps"); ``clip`` clamps the predicted x_0 to [-clip, clip]
+    ``prediction`` is what ``model`` predicts ("x0", "eps" or "v"); ``clip`` clamps the predicted x_0 to [-clip, clip]
     (right for pixels in [-1, 1]; None for latents). Returns (N, C, H, W), or with ``trajectory`` also the list
     of iterates [x_T, ..., x_0] (for plots).
     """
-    if prediction not in ("x0", "eps"):
-        raise ValueError(f"unknown prediction {prediction!r} (allowed: x0, eps)")
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
     device = y.device
     x = torch.randn((len(y), *shape), generator=generator).to(device)                  # (N, C, H, W) at t = T
     ts = schedule.timesteps(settings.steps)
@@ -71,7 +110,7 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
         t = torch.full((len(y),), t_int, device=device, dtype=torch.long)               # (N,)
         s = torch.full_like(t, s_int)                                                   # (N,)
         out = predict(model, x, t, y, settings.guidance_at(t_int))                      # (N, C, H, W)
-        x0 = out if prediction == "x0" else schedule.x0_from_eps(x, t, out)             # (N, C, H, W)
+        x0 = to_x0(schedule, x, t, out, prediction)                                     # (N, C, H, W)
         if clip is not None:
             x0 = x0.clamp(-clip, clip)
         if s_int == 0:
@@ -81,7 +120,7 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
             x = mean + var.sqrt() * torch.randn(x.shape, generator=generator).to(device)
         else:
             # a clamped x0 no longer matches the network's eps: recompute eps from it so the two agree
-            eps = schedule.eps_from_x0(x, t, x0) if (prediction == "x0" or clip is not None) else out
+            eps = schedule.eps_from_x0(x, t, x0) if (prediction != "eps" or clip is not None) else out
             ab_t, ab_s = schedule.at(schedule.abar, t, x), schedule.at(schedule.abar, s, x)
             sigma = settings.eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)).sqrt()
             x = ab_s.sqrt() * x0 + (1 - ab_s - sigma ** 2).sqrt() * eps
@@ -90,27 +129,3 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
         if trajectory:
             xs.append(x.cpu())
     return (x, xs) if trajectory else x
-
-
-def generate(model, labels: torch.Tensor, settings: SamplingConfig, seed: int = 0, batch_size: int | None = None,
-             trajectory: bool = False, progress: bool = False):
-    """Sample one image per entry of ``labels`` (N,) from a generator: float (N, 1, H, W) in [-1, 1].
-
-    A generator is a denoiser that also says how it is sampled: ``schedule``, ``prediction``, ``clip``,
-    ``sample_shape`` (what the sampler draws), ``decode`` (from that to images) and ``sample_batch_size``
-    (``TransformerDenoiser``, ``LatentDiffusion``). One generator seeded with ``seed`` serves all the batches.
-    With ``trajectory`` the whole batch is sampled at once and the decoded iterates [x_T, ..., x_0] come back too.
-    """
-    device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    labels = labels.to(device)
-    opts = dict(prediction=model.prediction, clip=model.clip, generator=gen)
-    if trajectory:
-        x, xs = sample(model, model.schedule, labels, model.sample_shape, settings, trajectory=True, **opts)
-        return model.decode(x).cpu(), [model.decode(z.to(device)).cpu() for z in xs]
-    from tqdm.auto import tqdm
-    batch_size = batch_size or model.sample_batch_size
-    starts = range(0, len(labels), batch_size)
-    return torch.cat([model.decode(sample(model, model.schedule, labels[i:i + batch_size], model.sample_shape,
-                                          settings, **opts)).cpu()
-                      for i in tqdm(starts, desc="sample", unit="batch", disable=not progress or len(starts) < 4)])

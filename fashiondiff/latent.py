@@ -19,10 +19,11 @@ from .vae import VAE
 
 
 class LatentDiffusion(nn.Module):
-    """The VAE and the UNet as one generator (``diffusion.generate``): the sampler draws (C, 7, 7) latents with
+    """The VAE and the UNet as one generator (``generation.generate``): the sampler draws (C, 7, 7) latents with
     the UNet's eps, unclamped (latents are not confined to [-1, 1]), and ``decode`` turns them into images."""
     prediction = "eps"
     clip = None
+    samplers = ("ddpm", "ddim")
     image_size = 28                    # of the decoded images
     sample_batch_size = 500            # latents per sampling batch
 
@@ -54,6 +55,10 @@ class LatentDiffusion(nn.Module):
     @property
     def schedule(self) -> NoiseSchedule:
         return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
+
+    @property
+    def max_steps(self) -> int:
+        return self.schedule.T
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from .classifier import FashionClassifier
 from .data import CLASSES, load, map_batches, round_trip, to_uint8
-from .diffusion import generate
+from .generation import generate
 from .sampling import SamplingConfig
 
 
@@ -289,7 +289,7 @@ def score_images(images: torch.Tensor, labels: torch.Tensor, evaluator: Evaluato
 
 def score_generator(model, evaluator: Evaluator, settings: SamplingConfig, n: int = 2000, seed: int = 0,
                     progress: bool = False, second: Evaluator | None = None) -> dict:
-    """Sample ``n`` images from a generator (``diffusion.generate``), spread evenly over the classes, with
+    """Sample ``n`` images from a generator (``generation.generate``), spread evenly over the classes, with
     ``settings`` and ``seed``, and score them (``score_images``) with ``evaluator`` and the optional ``second``,
     both made at the generator's ``image_size``: the measures, the settings, the seed and the sampling time."""
     if n < 2:

@@ -15,7 +15,7 @@ import torch
 from .checkpoint import BUNDLED, RECORD, WEIGHTS, load_json, load_module
 from .data import CLASSES, class_index, to_uint8
 from .devices import pick_device
-from .diffusion import generate
+from .generation import check_settings, generate, step_names
 from .recipes import SECOND_YARDSTICK, YARDSTICK, recipe
 from .sampling import SamplingConfig
 
@@ -60,12 +60,6 @@ def parse_classes(classes: str | list = "all") -> list[int]:
     return [class_index(c) for c in classes]
 
 
-def check_steps(model, settings: SamplingConfig) -> None:
-    """Refuse, before any sampling, more steps than the generator's schedule has."""
-    if settings.steps > model.schedule.T:
-        raise ValueError(f"--steps must be between 1 and the model's T = {model.schedule.T}, got {settings.steps}")
-
-
 def generate_to_file(name: str, out, settings: SamplingConfig | None = None, classes="all", n_per_class: int = 8,
                      seed: int = 0, weights=None, device="auto", progression: bool = False) -> None:
     """What ``fashiondiff generate`` does: ``.npz`` (images uint8 (N, H, W), labels int64 (N,)) or a ``.png``
@@ -80,11 +74,11 @@ def generate_to_file(name: str, out, settings: SamplingConfig | None = None, cla
     cls = parse_classes(classes)
     model = load_model(name, weights, device)
     settings = settings or model.sampling
-    check_steps(model, settings)
+    check_settings(model, settings)
     if progression:
         labels = torch.tensor(cls)
         images, trajectory = generate(model, labels, settings, seed, trajectory=True)
-        fig = plotting.progression(trajectory, labels, model.schedule.timesteps(settings.steps))
+        fig = plotting.progression(trajectory, labels, step_names(model, settings))
     else:
         labels = torch.tensor(cls).repeat_interleave(n_per_class)
         images = generate(model, labels, settings, seed, progress=True)
@@ -106,6 +100,6 @@ def evaluate(name: str, n: int = 2000, settings: SamplingConfig | None = None, s
     ``n`` samples at ``settings`` (default: the model's own)."""
     model = load_model(name, weights, device)
     if settings is not None:
-        check_steps(model, settings)
+        check_settings(model, settings)
     return recipe(name).score(model, lambda: yardsticks(device, classifier_weights), n=n, settings=settings,
                               seed=seed, progress=True)

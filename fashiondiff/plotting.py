@@ -51,12 +51,13 @@ def class_grid(images: torch.Tensor, labels: torch.Tensor, size: float = 0.9, ti
     return fig
 
 
-def progression(trajectory: list[torch.Tensor], labels: torch.Tensor, timesteps: list[int], size: float = 0.9):
+def progression(trajectory: list[torch.Tensor], labels: torch.Tensor, timesteps: list, size: float = 0.9):
     """The denoising process: one row per sample (labelled with its class), one column per step,
-    from pure noise x_T on the left to the sample x_0 on the right. ``trajectory`` = [x_T, ..., x_0]."""
+    from pure noise x_T on the left to the sample x_0 on the right. ``trajectory`` = [x_T, ..., x_0];
+    ``timesteps``: the sampler's integer timesteps (then "t=0" ends the row), or a title per column."""
     cols = len(trajectory)
     fig, axes = plt.subplots(len(labels), cols, figsize=(cols * size + 1.2, len(labels) * size + 0.4), squeeze=False)
-    names = [f"t={t}" for t in timesteps] + ["t=0"]
+    names = list(timesteps) if len(timesteps) == cols else [f"t={t}" for t in timesteps] + ["t=0"]
     for r, c in enumerate(labels.tolist()):
         for j in range(cols):
             ax = axes[r, j]

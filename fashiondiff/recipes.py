@@ -20,12 +20,13 @@ import torch.nn.functional as F
 from .checkpoint import BUNDLED, load_module
 from .classifier import FashionClassifier, ResNetClassifier
 from .data import load, map_batches, round_trip
-from .diffusion import diffusion_loss
+from .diffusion import PREDICTIONS, WEIGHTINGS, diffusion_loss
+from .flow import flow_loss
 from .latent import LatentDiffusion
 from .reports import classifier_score, generator_score, score_report, sweep_report, vae_report, vae_score
 from .sampling import SamplingConfig
 from .training import TrainConfig
-from .transformer import TransformerDenoiser
+from .transformer import FlowTransformer, TransformerDenoiser
 from .vae import VAE
 
 P_UNCOND = 0.1                     # share of labels dropped to the null class: one network, both models of guidance
@@ -44,6 +45,12 @@ LATENT_SWEEP = (
     dict(steps=25, guidance=2.5, guidance_interval=(1, 400)),
     *(dict(steps=25, guidance=w, guidance_interval=(lo, hi)) for w, lo, hi in ((2.5, 100, 600), (2.5, 200, 700))),
 )   # DDPM at all 1,000 steps is left out: 30 minutes at n = 2,000 on this CPU (notebook 07 times it on a few images)
+FLOW_SWEEP = (
+    *(dict(sampler="euler", steps=k) for k in (4, 20)),
+    dict(sampler="heun", steps=5),                                      # 9 evaluations: within the default's 10
+    *(dict(guidance=w) for w in (1.0, 2.0, 3.0)),
+    dict(guidance_interval=(1, 700)),                                   # no guidance at the noisiest 30% of t
+)
 
 
 @dataclass(frozen=True)
@@ -121,16 +128,36 @@ def resnet_setup(recipe: Recipe, device: torch.device):
     return model, loss_fn, len(x)
 
 
-def transformer_setup(recipe: Recipe, device: torch.device):
-    """The pixel track: 16x16 images, the model's prediction target, its noise schedule, label dropout."""
-    model = recipe.build().to(device)
+def transformer_setup(recipe: Recipe, device: torch.device, prediction: str | None = None,
+                      loss_weighting: str = "none"):
+    """The pixel track: 16x16 images, the model's prediction target (``prediction`` replaces the recipe's x0), its
+    noise schedule, label dropout, and the loss's weighting over timesteps (``diffusion.loss_weight``)."""
+    if loss_weighting not in WEIGHTINGS:
+        raise ValueError(f"--loss-weighting must be one of {', '.join(WEIGHTINGS)}, got {loss_weighting!r}")
+    if prediction is not None and prediction not in PREDICTIONS:
+        raise ValueError(f"--prediction must be one of {', '.join(PREDICTIONS)}, got {prediction!r}")
+    model = recipe.build(**({} if prediction is None else {"prediction": prediction})).to(device)
     x, y = load("train", model.image_size)
     x, y = x.to(device), y.to(device)
     schedule = model.schedule
 
     def loss_fn(model, idx, gen):
         idx = idx.to(device)
-        return diffusion_loss(model, schedule, x[idx], y[idx], gen, prediction=model.prediction, p_uncond=P_UNCOND)
+        return diffusion_loss(model, schedule, x[idx], y[idx], gen, prediction=model.prediction, p_uncond=P_UNCOND,
+                              weighting=loss_weighting)
+
+    return model, loss_fn, len(x)
+
+
+def flow_setup(recipe: Recipe, device: torch.device):
+    """Part 3's flow: the pixel track's 16x16 images and backbone, the velocity loss with logit-normal t."""
+    model = recipe.build().to(device)
+    x, y = load("train", model.image_size)
+    x, y = x.to(device), y.to(device)
+
+    def loss_fn(model, idx, gen):
+        idx = idx.to(device)
+        return flow_loss(model, x[idx], y[idx], gen, p_uncond=P_UNCOND)
 
     return model, loss_fn, len(x)
 
@@ -191,7 +218,18 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                        snapshot_every=1404, compile=True),
            transformer_setup, generator_score, sweep_report, summary="16x16 pixel-space transformer, x0-prediction, T = 10",
            sampling=SamplingConfig("ddim", steps=10, guidance=2.5, guidance_interval=(3, 7), eta=0.0),
-           sweep=TRANSFORMER_SWEEP),
+           sweep=TRANSFORMER_SWEEP,
+           options={"prediction": (str, "what the network predicts: x0 (the recipe's), eps or v"),
+                    "loss_weighting": (str, "none (plain MSE of the target, the recipe's) or min-snr (min(SNR, 5))")}),
+    # Part 3: the pixel track's backbone and training length, trained as a flow (fashiondiff/flow.py).
+    Recipe("flow", FlowTransformer, dict(image_size=16, patch_size=2, channels=1, dim=128, heads=4, layers=3,
+                                         ff_dim=256, n_classes=10, attention="linear", pos_encoding="sincos"),
+           TrainConfig(epochs=30, batch_size=128, lr=1e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999,
+                       snapshot_every=2808, compile=True),
+           flow_setup, generator_score, sweep_report,
+           summary="16x16 pixel-space transformer trained by flow matching, sampled as an ODE",
+           sampling=SamplingConfig("euler", steps=10, guidance=2.5),
+           sweep=FLOW_SWEEP),
     # tanh on the decoder's output and an L1 reconstruction loss, so that black background comes out black
     # (fashiondiff/vae.py); beta 1e-2, which gave the latent samples a smoother latent than 1e-3 (README, notebook 06).
     Recipe("vae", VAE, dict(latent_channels=8, widths=(16, 32, 64), beta=1e-2, output="tanh", reconstruction="l1"),

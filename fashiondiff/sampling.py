@@ -1,18 +1,21 @@
 """How to sample a diffusion model, as one validated object: ``SamplingConfig``.
 
-    sampler            "ddpm" (ancestral: x_s ~ q(x_s | x_t, x0_hat), Ho et al. 2020 eq. 6-7) or
-                       "ddim" (Song et al. 2021 eq. 12, with noise level eta)
-    steps              how many of the T timesteps to visit, evenly strided from T down to 1
+    sampler            for a diffusion model: "ddpm" (ancestral: x_s ~ q(x_s | x_t, x0_hat), Ho et al. 2020
+                       eq. 6-7) or "ddim" (Song et al. 2021 eq. 12, with noise level eta); for a flow
+                       (``fashiondiff.flow``): "euler" or "heun", ODE steps from t = 1 to 0
+    steps              how many of the T timesteps to visit, evenly strided from T down to 1; for a flow, how
+                       many intervals of the time grid
     guidance           classifier-free guidance w in pred = pred_uncond + w (pred_cond - pred_uncond):
                        0 unconditional, 1 plain conditional (Ho & Salimans 2022 write (1 + w') eps_c - w' eps_u,
                        so this w is their w' + 1)
     guidance_interval  (lo, hi): apply w only at timesteps lo <= t <= hi and plain conditional (w = 1) elsewhere
-                       (Kynkaanniemi et al. 2024); None: at every step
-    eta                DDIM's noise: 0 deterministic, 1 the ancestral step's variance; "ddpm" is eta = 1
+                       (Kynkaanniemi et al. 2024); None: at every step. A flow reads it in thousandths of t
+    eta                DDIM's noise: 0 deterministic, 1 the ancestral step's variance; "ddpm" is eta = 1 and the
+                       ODE samplers eta = 0 (left out, it takes the sampler's own value)
 
 It is checked once, when it is made, so everything downstream (the command line, ``pipelines``, the widgets,
 ``diffusion.sample``) can trust it. Each generator's ``config.json`` stores its default as a dict.
-Whether ``steps`` fits the model (at most its T) is checked by the schedule (``NoiseSchedule.timesteps``).
+Whether the sampler and ``steps`` fit the model is the model's to say (``model.samplers``, ``model.max_steps``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "euler", "heun")
+FIXED_ETA = {"ddpm": 1.0, "euler": 0.0, "heun": 0.0}     # the samplers whose noise is not a choice
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class SamplingConfig:
     steps: int = 10
     guidance: float = 1.0
     guidance_interval: tuple[int, int] | None = None
-    eta: float = 1.0
+    eta: float | None = None          # None: 1 for ddpm and ddim, 0 for euler and heun
 
     def __post_init__(self):
         if self.sampler not in SAMPLERS:
@@ -47,18 +51,21 @@ class SamplingConfig:
             if not 1 <= lo <= hi:
                 raise ValueError(f"guidance_interval needs 1 <= lo <= hi, got ({lo}, {hi})")
             object.__setattr__(self, "guidance_interval", (lo, hi))     # a JSON list becomes a tuple
-        if not (isinstance(self.eta, (int, float)) and 0 <= self.eta <= 1):
+        if self.eta is None:
+            object.__setattr__(self, "eta", FIXED_ETA.get(self.sampler, 1.0))
+        if isinstance(self.eta, bool) or not (isinstance(self.eta, (int, float)) and 0 <= self.eta <= 1):
             raise ValueError(f"eta must be between 0 and 1, got {self.eta!r}")
-        if self.sampler == "ddpm" and self.eta != 1:
-            raise ValueError(f"eta applies to the ddim sampler only (ddpm is eta = 1), got eta = {self.eta}")
+        if self.sampler in FIXED_ETA and self.eta != FIXED_ETA[self.sampler]:
+            raise ValueError(f"eta applies to the ddim sampler only ({self.sampler} is eta = "
+                             f"{FIXED_ETA[self.sampler]:g}), got eta = {self.eta}")
         object.__setattr__(self, "guidance", float(self.guidance))
         object.__setattr__(self, "eta", float(self.eta))
 
     def replace(self, **changes) -> SamplingConfig:
-        """A copy with ``changes`` applied (checked like a new one). Switching to ``sampler="ddpm"`` without
-        naming eta sets eta = 1, the only value ddpm has."""
-        if changes.get("sampler") == "ddpm" and "eta" not in changes:
-            changes["eta"] = 1.0
+        """A copy with ``changes`` applied (checked like a new one). Switching to a sampler whose eta is fixed
+        (ddpm 1, euler and heun 0) without naming eta sets that value."""
+        if changes.get("sampler") in FIXED_ETA and "eta" not in changes:
+            changes["eta"] = FIXED_ETA[changes["sampler"]]
         return dataclasses.replace(self, **changes)
 
     def guidance_at(self, t: int) -> float:

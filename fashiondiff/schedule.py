@@ -7,6 +7,7 @@ Timesteps run t = 1..T; index 0 means "clean". With alpha_t = 1 - beta_t and aba
         c0 = sqrt(abar_s) (1 - a) / (1 - abar_t),  ct = sqrt(a) (1 - abar_s) / (1 - abar_t),
         var = (1 - a) (1 - abar_s) / (1 - abar_t)                                    (eq. 6-7 for s = t-1)
     SNR(t)                = abar_t / (1 - abar_t)
+    v                     = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0   (Salimans & Ho 2022, sec. 4 and app. D)
 
 ``linear``: betas from 1e-4 to 0.02, scaled by 1000/T so that T = 1000 is DDPM's schedule; for small T
 the scaled betas pass 1 and are clipped at 0.999, so at T = 10 the image is gone by t = 5 (notebook 03).
@@ -67,6 +68,16 @@ class NoiseSchedule:
     def x0_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         ab = self.at(self.abar, t, x_t)
         return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+
+    def v_from(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The velocity target sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (Salimans & Ho 2022)."""
+        ab = self.at(self.abar, t, x0)
+        return ab.sqrt() * noise - (1 - ab).sqrt() * x0
+
+    def x0_from_v(self, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """x0 = sqrt(abar_t) x_t - sqrt(1 - abar_t) v: x_t and v are a rotation of (x0, eps) by the same angle."""
+        ab = self.at(self.abar, t, x_t)
+        return ab.sqrt() * x_t - (1 - ab).sqrt() * v
 
     def posterior(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tensor | None = None):
         """Mean and variance of q(x_s | x_t, x_0), s < t (default s = t - 1); see the module docstring."""

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from .attention import Attention, LinearAttention
+from .diffusion import PREDICTIONS
 from .embeddings import ClassEmbedding, TimestepEmbedding
 from .patches import PatchEmbedding, PositionalEncoding, unpatchify
 from .schedule import NoiseSchedule
@@ -46,26 +47,31 @@ class AdaLNBlock(nn.Module):
 
 
 class TransformerDenoiser(nn.Module):
-    """x_t (N, C, H, W), t (N,) in 1..timesteps, y (N,) in 0..n_classes -> predicted x_0 (N, C, H, W).
+    """x_t (N, C, H, W), t (N,) in 1..timesteps, y (N,) in 0..n_classes -> its prediction (N, C, H, W): the clean
+    image x_0, or with ``prediction`` = "eps" / "v" the noise or the velocity (``fashiondiff.diffusion``).
 
     Label ``n_classes`` is the null label (no class), used for classifier-free guidance. ``timesteps`` and
     ``schedule`` name the ``NoiseSchedule`` the model is trained with; they are kept in its config.
 
-    As a generator (``diffusion.generate``) it draws images directly: ``sample_shape`` is the image's, ``decode``
+    As a generator (``generation.generate``) it draws images directly: ``sample_shape`` is the image's, ``decode``
     is the identity, and the predicted x_0 is clamped to the pixel range [-1, 1].
     """
-    prediction = "x0"                  # what the network's output is (diffusion_loss's target, sample's input)
     clip = 1.0                         # x_0 lies in [-1, 1]
+    samplers = ("ddpm", "ddim")
     sample_batch_size = 64             # images per sampling batch
 
 
     def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
                  heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10, timesteps: int = 10,
-                 schedule: str = "cosine", attention: str = "linear", pos_encoding: str = "sincos"):
+                 schedule: str = "cosine", attention: str = "linear", pos_encoding: str = "sincos",
+                 prediction: str = "x0"):
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
         self.config = dict(image_size=image_size, patch_size=patch_size, channels=channels, dim=dim, heads=heads,
                            layers=layers, ff_dim=ff_dim, n_classes=n_classes, timesteps=timesteps,
-                           schedule=schedule, attention=attention, pos_encoding=pos_encoding)
+                           schedule=schedule, attention=attention, pos_encoding=pos_encoding, prediction=prediction)
+        self.prediction = prediction   # what the output is: diffusion_loss's target, the sampler's input
         self.n_classes, self.channels, self.image_size, self.patch_size = n_classes, channels, image_size, patch_size
         n_tokens = (image_size // patch_size) ** 2
         self.patch = PatchEmbedding(channels, dim, patch_size)
@@ -84,6 +90,10 @@ class TransformerDenoiser(nn.Module):
     def schedule(self) -> NoiseSchedule:
         """The noise schedule the model is trained and sampled with."""
         return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
+
+    @property
+    def max_steps(self) -> int:
+        return self.schedule.T
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
@@ -114,3 +124,28 @@ class TransformerDenoiser(nn.Module):
         shift, scale = self.final_ada(c)[:, None].chunk(2, dim=-1)   # 2 x (N, 1, D)
         h = self.out(modulate(self.final_norm(h), shift, scale))     # (N, T, C*p*p)
         return unpatchify(h, self.patch_size, self.channels)         # (N, C, H, W)
+
+
+class FlowTransformer(TransformerDenoiser):
+    """The same backbone as a flow-matching model (``fashiondiff.flow``): x_t (N, C, H, W), continuous t (N,) in
+    [0, 1] (0 = data, 1 = noise), y (N,) -> the velocity eps - x_0 (N, C, H, W).
+
+    t reaches the network as 1000 t, the range of timesteps the diffusion models see. It is sampled by integrating
+    the ODE (euler or heun), with no noise schedule and nothing to clamp (a velocity is not a pixel).
+    """
+    prediction = "velocity"
+    clip = None
+    samplers = ("euler", "heun")
+    max_steps = 1000
+    schedule = None
+
+    def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
+                 heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10,
+                 attention: str = "linear", pos_encoding: str = "sincos"):
+        super().__init__(image_size, patch_size, channels, dim, heads, layers, ff_dim, n_classes, timesteps=1,
+                         attention=attention, pos_encoding=pos_encoding)
+        self.config = dict(image_size=image_size, patch_size=patch_size, channels=channels, dim=dim, heads=heads,
+                           layers=layers, ff_dim=ff_dim, n_classes=n_classes, attention=attention,
+                           pos_encoding=pos_encoding)
+        self.prediction = FlowTransformer.prediction
+        self.time = TimestepEmbedding(dim, scale=1000)           # t in [0, 1] -> 0..1000

@@ -16,9 +16,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import data
-from .diffusion import generate
+from .generation import generate
 from .plotting import show_images
-from .sampling import SamplingConfig
+from .sampling import FIXED_ETA, SamplingConfig
 from .schedule import NoiseSchedule
 
 
@@ -92,7 +92,7 @@ class NoiseExplorer:
 
 
 class SampleExplorer:
-    """Regenerate samples of a trained generator (``diffusion.generate``): class, seed, steps, sampler, DDIM's eta,
+    """Regenerate samples of a trained generator (``generation.generate``): class, seed, steps, sampler, DDIM's eta,
     guidance w, and where w applies (the default's interval of timesteps, plain conditional w = 1 outside it, or
     every step).
 
@@ -107,10 +107,10 @@ class SampleExplorer:
         self.label = W.Dropdown(options=[(name, i) for i, name in enumerate(data.CLASSES)], value=label,
                                 description="class")
         self.seed = W.IntSlider(value=seed, min=0, max=99, description="seed")
-        self.steps = W.IntSlider(value=opts.steps, min=1, max=model.schedule.T, description="steps")
-        self.sampler = W.Dropdown(options=("ddpm", "ddim"), value=opts.sampler, description="sampler")
+        self.steps = W.IntSlider(value=opts.steps, min=1, max=model.max_steps, description="steps")
+        self.sampler = W.Dropdown(options=model.samplers, value=opts.sampler, description="sampler")
         self.eta = W.FloatSlider(value=opts.eta, min=0.0, max=1.0, step=0.25, description="eta",
-                                 disabled=opts.sampler == "ddpm")             # ddpm is eta = 1
+                                 disabled=opts.sampler != "ddim")             # only DDIM's noise is a choice
         self.guidance = W.FloatSlider(value=opts.guidance, min=0.0, max=5.0, step=0.5, description="guidance")
         interval = opts.guidance_interval                    # the default's, or None (every step); w = 1 outside it
         choices = [("every step", None)] if interval is None else \
@@ -128,14 +128,15 @@ class SampleExplorer:
     @property
     def settings(self) -> SamplingConfig:
         return SamplingConfig(self.sampler.value, self.steps.value, self.guidance.value, self.interval.value,
-                              1.0 if self.sampler.value == "ddpm" else self.eta.value)
+                              self.eta.value if self.sampler.value == "ddim" else None)
 
     def _change_sampler(self, change) -> None:
-        """ddpm has no eta of its own choosing: show its 1 and lock the slider; ddim unlocks it."""
+        """Only ddim's eta is a choice: for the others show their own value (ddpm 1, euler and heun 0) and lock
+        the slider; ddim unlocks it."""
         self._busy = True
-        self.eta.disabled = change["new"] == "ddpm"
-        if change["new"] == "ddpm":
-            self.eta.value = 1.0
+        self.eta.disabled = change["new"] != "ddim"
+        if change["new"] != "ddim":
+            self.eta.value = FIXED_ETA[change["new"]]
         self._busy = False
         self._redraw()
 

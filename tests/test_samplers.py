@@ -183,14 +183,15 @@ def test_ddim_with_eta_one_is_ddpm(prediction, steps):
 
 
 def test_out_of_range_settings_are_refused():
-    """eta outside [0, 1], or other than 1 for ddpm, negative guidance, an unknown prediction, more steps than T."""
-    for bad in (dict(sampler="ddim", eta=1.5), dict(sampler="ddim", eta=-0.1), dict(sampler="ddpm", eta=0.5)):
+    """eta outside [0, 1], other than 1 for ddpm or 0 for the ODE samplers, negative guidance, an unknown prediction, more steps than T."""
+    for bad in (dict(sampler="ddim", eta=1.5), dict(sampler="ddim", eta=-0.1), dict(sampler="ddpm", eta=0.5),
+                dict(sampler="euler", eta=0.5), dict(sampler="heun", eta=1.0)):
         with pytest.raises(ValueError, match="eta"):
             SamplingConfig(**bad)
     with pytest.raises(ValueError, match="guidance"):
         SamplingConfig(guidance=-1.0)
     with pytest.raises(ValueError, match="prediction"):
-        sample(Nonlinear(), NoiseSchedule(10), torch.tensor([1]), (1, 2, 2), SamplingConfig(), prediction="v")
+        sample(Nonlinear(), NoiseSchedule(10), torch.tensor([1]), (1, 2, 2), SamplingConfig(), prediction="velocity")
     with pytest.raises(ValueError, match="steps"):
         sample(Nonlinear(), NoiseSchedule(10), torch.tensor([1]), (1, 2, 2), SamplingConfig(steps=11))
 
