@@ -3,10 +3,11 @@ import math
 
 import pytest
 import torch
+from torch.testing import assert_close
 
 from fashiondiff.attention import (Attention, LinearAttention, elu_feature_map, linear_attention, linear_attention_explicit,
                                    softmax_attention)
-from fashiondiff.diffusion import diffusion_loss
+from fashiondiff.diffusion import diffusion_loss, loss_weight, to_x0
 from fashiondiff.metrics import frechet_distance, gaussian_stats
 from fashiondiff.patches import PatchEmbedding, PositionalEncoding, patchify, sincos_2d, unpatchify
 from fashiondiff.schedule import NoiseSchedule
@@ -245,11 +246,11 @@ def test_the_loss_draws_t_uniformly_from_1_to_T_per_example(T):
     assert chi2 < T - 1 + 6 * math.sqrt(2 * (T - 1)), chi2
 
 
-@pytest.mark.parametrize("prediction", ["x0", "eps"])
+@pytest.mark.parametrize("prediction", ["x0", "eps", "v"])
 def test_the_loss_is_the_mse_to_x0_or_to_the_noise_that_made_x_t(prediction):
     """From the (x_t, t) the model saw, eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) must be standard normal
     noise, independent of x0 (5 standard errors on n = 16,000 values), and the loss mean (out - target)^2 with
-    target x0 (prediction "x0") or that eps ("eps")."""
+    target x0 (prediction "x0"), that eps ("eps") or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 ("v")."""
     s = NoiseSchedule(1000, "linear")
     g = torch.Generator().manual_seed(0)
     x0 = torch.rand(4000, 1, 2, 2, generator=g) * 2 - 1
@@ -263,8 +264,34 @@ def test_the_loss_is_the_mse_to_x0_or_to_the_noise_that_made_x_t(prediction):
     n = eps.numel()
     assert abs(float(eps.mean())) < 5 / math.sqrt(n) and abs(float(eps.var()) - 1) < 5 * math.sqrt(2 / n)
     assert abs(float(torch.corrcoef(torch.stack([eps.flatten(), x0.double().flatten()]))[0, 1])) < 5 / math.sqrt(n)
-    target = x0.double() if prediction == "x0" else eps
+    target = {"x0": x0.double(), "eps": eps, "v": ab.sqrt() * eps - (1 - ab).sqrt() * x0.double()}[prediction]
     assert math.isclose(float(loss), float((out.double() - target).pow(2).mean()), rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("T,kind", [(10, "cosine"), (1000, "linear")])
+def test_the_three_errors_weigh_one_x0_error_by_snr_and_min_snr_evens_them(T, kind):
+    """At one x_t, an error d in x0_hat is an error -sqrt(SNR) d in eps_hat and -sqrt(SNR + 1) d in v_hat: the
+    eps-MSE is SNR times the x0-MSE, the v-MSE (SNR + 1) times (Salimans & Ho 2022). Each target's min-SNR weight
+    (Hang et al. 2023) turns its own MSE into min(SNR, 5) times the x0-MSE."""
+    s = NoiseSchedule(T, kind)
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(1, T + 1)
+    x0 = torch.randn(T, 1, 2, 2, generator=g, dtype=torch.float64)
+    x0_hat = x0 + 0.1 * torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    noise = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    x_t = s.q_sample(x0, t, noise)
+    ab = s.abar[t].reshape(-1, 1, 1, 1)
+    eps_hat = (x_t - ab.sqrt() * x0_hat) / (1 - ab).sqrt()                             # the same guess, as eps
+    v_hat = ab.sqrt() * eps_hat - (1 - ab).sqrt() * x0_hat                             # and as v
+    mse = lambda a, b: (a - b).pow(2).flatten(1).mean(1)                               # noqa: E731
+    err = {"x0": mse(x0_hat, x0), "eps": mse(eps_hat, noise), "v": mse(v_hat, s.v_from(x0, noise, t))}
+    snr = s.snr(t)
+    assert_close(err["eps"], snr * err["x0"])
+    assert_close(err["v"], (snr + 1) * err["x0"])
+    for prediction, e in err.items():
+        assert_close(loss_weight(s, t, prediction, "none").double() * e, e)
+        assert_close(loss_weight(s, t, prediction, "min-snr").double() * e, snr.clamp(max=5) * err["x0"], rtol=1e-5, atol=1e-12)
+        assert_close(to_x0(s, x_t, t, {"x0": x0, "eps": noise, "v": s.v_from(x0, noise, t)}[prediction], prediction), x0)
 
 
 # --- metrics -------------------------------------------------------------------------------------

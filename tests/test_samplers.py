@@ -58,7 +58,8 @@ def steps_of(schedule: NoiseSchedule, steps: int) -> list[tuple[int, int]]:
 
 class Oracle(torch.nn.Module):
     """The ideal denoiser for the point mass x0: it predicts x0, or the noise that took x0 to x_t,
-    eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t), computed here in float64 (not by the package)."""
+    eps = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t), or the velocity sqrt(abar_t) eps - sqrt(1 - abar_t) x0,
+    computed here in float64 (not by the package)."""
 
     label = SimpleNamespace(null=NULL)
 
@@ -71,7 +72,10 @@ class Oracle(torch.nn.Module):
         if self.prediction == "x0":
             return self.x0.expand_as(x).to(x.dtype)
         ab = self.abar[t].reshape(-1, 1, 1, 1)
-        return ((x.double() - ab.sqrt() * self.x0) / (1 - ab).sqrt()).to(x.dtype)
+        eps = (x.double() - ab.sqrt() * self.x0) / (1 - ab).sqrt()
+        if self.prediction == "v":                                   # Salimans & Ho 2022: v = sqrt(ab) eps - sqrt(1 - ab) x0
+            return (ab.sqrt() * eps - (1 - ab).sqrt() * self.x0).to(x.dtype)
+        return eps.to(x.dtype)
 
 
 def oracle_trajectory(T, kind, steps, settings, prediction, clip, seed=0):
@@ -122,7 +126,7 @@ def check_iterates(schedule, settings, xs, x0):
 
 @pytest.mark.parametrize("T,kind,steps", SCHEDULES, ids=lambda v: str(v))
 @pytest.mark.parametrize("sampler", SAMPLERS)
-@pytest.mark.parametrize("prediction", ["x0", "eps"])
+@pytest.mark.parametrize("prediction", ["x0", "eps", "v"])
 def test_every_iterate_of_an_oracle_denoiser_follows_the_closed_form(T, kind, steps, sampler, prediction):
     """No clipping: the iterates follow x_s = a x0* + b x_t + sigma z with x0* itself, and end exactly at x0*."""
     schedule, settings, xs = oracle_trajectory(T, kind, steps, SAMPLERS[sampler], prediction, clip=None)
@@ -131,7 +135,7 @@ def test_every_iterate_of_an_oracle_denoiser_follows_the_closed_form(T, kind, st
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
-@pytest.mark.parametrize("prediction", ["x0", "eps"])
+@pytest.mark.parametrize("prediction", ["x0", "eps", "v"])
 def test_clipping_replaces_the_prediction_by_the_clipped_one_in_every_step(sampler, prediction):
     """With clip = 1 every step uses x0_hat = clamp(x0*, -1, 1), also DDIM's eps_hat (recomputed from it)."""
     schedule, settings, xs = oracle_trajectory(10, "cosine", 3, SAMPLERS[sampler], prediction, clip=1.0)
