@@ -1,0 +1,83 @@
+"""What the pixel transformer should predict, and how its loss should weigh the noise levels: the same model, data,
+optimiser and number of steps, trained with each target (x0, eps, v) and weighting (none, min-SNR), then scored.
+
+    python benchmarks/prediction_sweep.py [--runs x0:none,eps:none,v:none,v:min-snr] [--epochs 5] [--out runs/prediction]
+
+Each run is
+
+    fashiondiff train transformer --prediction P --loss-weighting W --epochs E --no-eval --out OUT/P_W
+    fashiondiff evaluate transformer --weights OUT/P_W --n 2000 --json                      (the recipe's sampler)
+    fashiondiff evaluate transformer --weights OUT/P_W --n 2000 --json --sampler ddpm --guidance 1 --guidance-interval all
+
+The runs are shorter than the bundled recipe's 17 epochs, so every figure is worse than the bundled model's; the
+comparison at equal training is the point. One run per setting: the spread between runs is not measured, and KID's
+own spread over subsets (kid_std) is the only error bar. Writes OUT/prediction_sweep.json (commands, commit, wall
+times, loss histories, scores) and prints one JSON line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fashiondiff.devices import pick_device
+from fashiondiff.provenance import git_commit, hardware
+
+KEEP = ("kid", "kid_std", "real_kid", "precision", "recall", "fid", "real_fid", "cond_acc", "second", "pixels")
+
+
+def fashiondiff(*args: str) -> tuple[dict, float, str]:
+    """Run ``python -m fashiondiff ARGS``; (its last JSON line, wall seconds, the command)."""
+    cmd = [sys.executable, "-m", "fashiondiff", *args]
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = [s for s in out.splitlines() if s.startswith("{")][-1]
+    return json.loads(line), round(time.perf_counter() - t0, 1), "fashiondiff " + " ".join(args)
+
+
+def one_run(prediction: str, weighting: str, epochs: float, out: Path, n: int) -> dict:
+    folder = out / f"{prediction}_{weighting}"
+    _, train_s, train_cmd = fashiondiff("train", "transformer", "--prediction", prediction, "--loss-weighting",
+                                        weighting, "--epochs", f"{epochs:g}", "--no-eval", "--no-progress",
+                                        "--out", str(folder))
+    default, default_s, default_cmd = fashiondiff("evaluate", "transformer", "--weights", str(folder), "--n", str(n),
+                                                  "--json")
+    plain, plain_s, plain_cmd = fashiondiff("evaluate", "transformer", "--weights", str(folder), "--n", str(n), "--json",
+                                            "--sampler", "ddpm", "--guidance", "1", "--guidance-interval", "all")
+    record = json.loads((folder / "record.json").read_text())
+    return {"prediction": prediction, "loss_weighting": weighting, "epochs": epochs, "steps": record["steps"],
+            "loss_history": record["loss_history"],
+            "default": {k: default[k] for k in KEEP if k in default}, "default_sampling": {
+                k: default[k] for k in ("sampler", "steps", "guidance", "guidance_interval", "eta")},
+            "ddpm_w1": {k: plain[k] for k in KEEP if k in plain},
+            "wall_time_s": {"training": record["wall_time_s"], "train_command": train_s, "evaluate_default": default_s,
+                            "evaluate_ddpm": plain_s},
+            "commands": [train_cmd, default_cmd, plain_cmd]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default="x0:none,eps:none,v:none,v:min-snr", help="comma-separated PREDICTION:WEIGHTING")
+    p.add_argument("--epochs", type=float, default=5)
+    p.add_argument("--n", type=int, default=2000, help="samples per evaluation")
+    p.add_argument("--out", type=Path, default=Path("runs/prediction"))
+    args = p.parse_args()
+    runs = [tuple(r.split(":")) for r in args.runs.split(",")]
+    if any(len(r) != 2 for r in runs):
+        p.error(f"--runs: expected PREDICTION:WEIGHTING pairs, got {args.runs!r}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    sweep = {"script": "python benchmarks/prediction_sweep.py " + " ".join(sys.argv[1:]), "git_commit": git_commit(),
+             "hardware": hardware(pick_device("auto")), "epochs": args.epochs, "n": args.n, "runs": []}
+    for prediction, weighting in runs:
+        row = one_run(prediction, weighting, args.epochs, args.out, args.n)
+        sweep["runs"].append(row)
+        print(json.dumps({k: row[k] for k in ("prediction", "loss_weighting", "default", "ddpm_w1")}), flush=True)
+        (args.out / "prediction_sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
