@@ -107,6 +107,23 @@ def test_sample_panel_for_the_latent_model_redraws_on_class_guidance_steps_and_e
     assert ex.redraws == 9 and ex.eta.value == 1.0 and ex.eta.disabled and ex.settings.sampler == "ddpm"
 
 
+def test_sample_panel_for_a_flow_offers_its_own_samplers_and_locks_eta_at_zero():
+    from fashiondiff.recipes import RECIPES
+    from fashiondiff.widgets import SampleExplorer
+    torch.manual_seed(0)
+    flow = RECIPES["flow"].build(dim=32, heads=2, layers=1, ff_dim=32)
+    torch.nn.init.normal_(flow.out.weight, std=0.3)
+    ex = SampleExplorer(flow.eval(), n=2, label=7)
+    assert tuple(ex.sampler.options) == ("euler", "heun") and ex.eta.disabled and ex.eta.value == 0.0
+    assert ex.current.shape == (2, 1, 16, 16) and ex.settings == flow.sampling
+    euler = ex.current.clone()
+    ex.sampler.value = "heun"                                         # one redraw, eta stays 0 and locked
+    assert ex.redraws == 2 and ex.eta.disabled and ex.settings.sampler == "heun" and ex.settings.eta == 0.0
+    assert not torch.equal(ex.current, euler)
+    ex.steps.value = 3
+    assert ex.redraws == 3
+
+
 @needs_data
 def test_latent_interpolator_ends_at_the_two_reconstructions_and_redraws_between():
     from fashiondiff.vae import VAE
