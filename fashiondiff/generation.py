@@ -43,6 +43,16 @@ def sample(model, labels: torch.Tensor, settings: SamplingConfig, generator: tor
                             clip=model.clip, generator=generator, trajectory=trajectory)
 
 
+def network_calls(model, settings: SamplingConfig) -> int:
+    """Network evaluations per sample: one per step (two per Heun step but the last), doubled wherever guidance
+    needs the unconditional prediction too (``SamplingConfig.calls_per_step``)."""
+    if settings.sampler in ODE_SAMPLERS:
+        grid = flow.time_grid(settings.steps)
+        times = grid[:-1] + (grid[1:-1] if settings.sampler == "heun" else [])
+        return sum(settings.calls_per_step(round(t * flow.TIME_UNITS)) for t in times)
+    return sum(settings.calls_per_step(t) for t in model.schedule.timesteps(settings.steps))
+
+
 def step_names(model, settings: SamplingConfig) -> list[str]:
     """A name for each iterate of a trajectory, from pure noise to the sample (plot titles)."""
     if settings.sampler in ODE_SAMPLERS:

@@ -142,3 +142,24 @@ def test_flow_model_generates_and_refuses_diffusion_samplers():
     with pytest.raises(ValueError, match="samples with euler or heun"):
         generate(model, torch.arange(3), SamplingConfig("ddim", 2))
     assert SamplingConfig("ddim", 10, eta=0.5).replace(sampler="heun").eta == 0.0
+
+
+@pytest.mark.parametrize("settings", [SamplingConfig("euler", 4, 2.0, (300, 800)), SamplingConfig("heun", 4, 2.0, (300, 800)),
+                                      SamplingConfig("heun", 3, 1.0), SamplingConfig("euler", 5, 0.0),
+                                      SamplingConfig("ddim", 5, 2.0, (3, 7), eta=0.0), SamplingConfig("ddpm", 10, 3.0)])
+def test_network_calls_counts_what_the_samplers_do(settings):
+    """Each guided evaluation runs the conditional and unconditional halves as one batch of 2N: count examples seen."""
+    from fashiondiff.generation import network_calls, sample as draw
+    from fashiondiff.schedule import NoiseSchedule
+    seen = []
+
+    class Counter(torch.nn.Module):
+        label = SimpleNamespace(null=NULL)
+        schedule, prediction, clip, sample_shape = NoiseSchedule(10, "cosine"), "x0", 1.0, (1, 2, 2)
+
+        def forward(self, x, t, y):
+            seen.append(len(x))
+            return torch.zeros_like(x)
+
+    draw(Counter(), torch.zeros(3, dtype=torch.long), settings, torch.Generator().manual_seed(0))
+    assert sum(seen) == 3 * network_calls(Counter(), settings)
