@@ -10,6 +10,9 @@ then a summary; nothing is asserted by the test suite.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import json
 import statistics
@@ -17,6 +20,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+
+# the checkout this script lives in, not whichever fashiondiff is installed: its records name this commit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.attention import linear_attention, softmax_attention
 

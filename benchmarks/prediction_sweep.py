@@ -24,6 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+
+# the checkout this script lives in, not whichever fashiondiff is installed: its records name this commit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from fashiondiff.devices import pick_device
 from fashiondiff.provenance import git_commit, hardware
 

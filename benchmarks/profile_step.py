@@ -10,11 +10,18 @@ shares and the share of all matrix products (mm, addmm, bmm, convolutions). Noth
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import json
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+
+# the checkout this script lives in, not whichever fashiondiff is installed: its records name this commit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.devices import pick_device
 from fashiondiff.recipes import RECIPES

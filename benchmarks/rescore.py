@@ -20,6 +20,10 @@ import json
 import sys
 from pathlib import Path
 
+
+# the checkout this script lives in, not whichever fashiondiff is installed: its records name this commit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from fashiondiff.checkpoint import CONFIG, RECORD, load_json, save_json
 from fashiondiff.metrics import score_generator
 from fashiondiff.reports import EVAL_N, SWEEP_KEYS, evaluators

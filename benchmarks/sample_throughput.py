@@ -10,11 +10,18 @@ included. Prints one JSON line per setting, then a summary; nothing is asserted 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import argparse
 import json
 import time
 
 import torch
+
+
+# the checkout this script lives in, not whichever fashiondiff is installed: its records name this commit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.generation import generate
 from fashiondiff.pipelines import load_model

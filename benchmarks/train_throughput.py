@@ -32,6 +32,8 @@ timings depend on the machine.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import argparse
 import json
 import resource
@@ -41,6 +43,10 @@ import time
 from dataclasses import replace
 
 import torch
+
+
+# the checkout this script lives in, not whichever fashiondiff is installed: its records name this commit
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.devices import keep_freed_memory, pick_device
 from fashiondiff.fastlinear import ConvLinear, conv_linears_are_faster, linear_as_conv, use_conv_linears
