@@ -1,7 +1,8 @@
 """What the pixel transformer should predict, and how its loss should weigh the noise levels: the same model, data,
 optimiser and number of steps, trained with each target (x0, eps, v) and weighting (none, min-SNR), then scored.
 
-    python benchmarks/prediction_sweep.py [--runs x0:none,eps:none,v:none,v:min-snr] [--epochs 5] [--out runs/prediction]
+    python benchmarks/prediction_sweep.py [--runs x0:none,eps:none,v:none,v:min-snr] [--epochs 3] [--out runs/prediction]
+                                          [--record fashiondiff/weights/transformer/prediction_sweep.json]
 
 Each run is
 
@@ -11,8 +12,9 @@ Each run is
 
 The runs are shorter than the bundled recipe's 17 epochs, so every figure is worse than the bundled model's; the
 comparison at equal training is the point. One run per setting: the spread between runs is not measured, and KID's
-own spread over subsets (kid_std) is the only error bar. Writes OUT/prediction_sweep.json (commands, commit, wall
-times, loss histories, scores) and prints one JSON line per run.
+own spread over subsets (kid_std) is the only error bar. Writes the commands, commit, wall
+times, loss histories, scores) to --record (bundled with the transformer's weights, read by notebook 10) and prints one
+JSON line per run.
 """
 
 from __future__ import annotations
@@ -66,9 +68,10 @@ def one_run(prediction: str, weighting: str, epochs: float, out: Path, n: int) -
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="x0:none,eps:none,v:none,v:min-snr", help="comma-separated PREDICTION:WEIGHTING")
-    p.add_argument("--epochs", type=float, default=5)
+    p.add_argument("--epochs", type=float, default=3)
     p.add_argument("--n", type=int, default=2000, help="samples per evaluation")
-    p.add_argument("--out", type=Path, default=Path("runs/prediction"))
+    p.add_argument("--out", type=Path, default=Path("runs/prediction"), help="the runs' folders")
+    p.add_argument("--record", type=Path, default=Path("fashiondiff/weights/transformer/prediction_sweep.json"))
     args = p.parse_args()
     runs = [tuple(r.split(":")) for r in args.runs.split(",")]
     if any(len(r) != 2 for r in runs):
@@ -80,7 +83,7 @@ def main() -> None:
         row = one_run(prediction, weighting, args.epochs, args.out, args.n)
         sweep["runs"].append(row)
         print(json.dumps({k: row[k] for k in ("prediction", "loss_weighting", "default", "ddpm_w1")}), flush=True)
-        (args.out / "prediction_sweep.json").write_text(json.dumps(sweep, indent=1) + "\n")
+        args.record.write_text(json.dumps(sweep, indent=1) + "\n")
 
 
 if __name__ == "__main__":

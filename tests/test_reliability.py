@@ -89,20 +89,22 @@ def test_tensors_and_their_metadata_live_in_one_file(tmp_path):
 
 
 @needs_data
-def test_a_crash_and_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("name", ["transformer", "flow"])
+def test_a_crash_and_resume_ends_bit_identical_to_an_uninterrupted_run(tmp_path, name):
     """Everything that shapes the next step is in the checkpoint: weights, EMA, AdamW moments, step, both random
     states, the data order (a function of seed and epoch). So crashing after step 6 and resuming must reproduce an
     uninterrupted 12-step run exactly, every tensor bit for bit (eager mode; the same holds compiled in one process)."""
     from dataclasses import replace
-    from fashiondiff.recipes import RECIPES, transformer_setup
+    from fashiondiff.recipes import RECIPES
     from fashiondiff.training import train
 
-    cfg = replace(RECIPES["transformer"].train, epochs=None, max_steps=12, batch_size=32, checkpoint_every=6,
+    recipe = RECIPES[name]
+    cfg = replace(recipe.train, epochs=None, max_steps=12, batch_size=32, checkpoint_every=6,
                   snapshot_every=0, compile=False)
 
     def run(out, crash_after=None, resume=False):
         torch.manual_seed(0)
-        model, loss_fn, n = transformer_setup(RECIPES["transformer"], torch.device("cpu"))
+        model, loss_fn, n = recipe.setup(recipe, torch.device("cpu"))
         calls = []
 
         def crashing_loss(m, idx, g):
