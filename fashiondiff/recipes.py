@@ -48,8 +48,8 @@ LATENT_SWEEP = (
 FLOW_SWEEP = (
     *(dict(sampler="euler", steps=k) for k in (4, 20)),
     dict(sampler="heun", steps=5),                                      # 9 evaluations: within the default's 10
-    *(dict(guidance=w) for w in (1.0, 2.0, 3.0)),
-    dict(guidance_interval=(1, 700)),                                   # no guidance at the noisiest 30% of t
+    *(dict(guidance=w) for w in (1.0, 2.5)),
+    dict(guidance=2.5, guidance_interval=(300, 700)),                   # the middle of the path, t = 0.3..0.7
 )
 
 
@@ -229,7 +229,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                        snapshot_every=1989, compile=True),
            flow_setup, generator_score, sweep_report,
            summary="16x16 pixel-space transformer trained by flow matching, sampled as an ODE",
-           sampling=SamplingConfig("euler", steps=10, guidance=2.5),
+           # the lowest KID at conditional accuracy >= 0.97 among the settings tried after training (its record)
+           sampling=SamplingConfig("euler", steps=10, guidance=1.5),
            sweep=FLOW_SWEEP),
     # tanh on the decoder's output and an L1 reconstruction loss, so that black background comes out black
     # (fashiondiff/vae.py); beta 1e-2, which gave the latent samples a smoother latent than 1e-3 (README, notebook 06).
