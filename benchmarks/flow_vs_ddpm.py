@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 
@@ -31,18 +29,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.devices import pick_device
 from fashiondiff.provenance import git_commit, hardware
+from kl_sweep import fashiondiff                    # runs `python -m fashiondiff ...` and reads its JSON line
 
 KEEP = ("kid", "kid_std", "real_kid", "precision", "recall", "fid", "real_fid", "cond_acc", "second", "sampler",
         "steps", "guidance", "guidance_interval", "eta", "sample_seconds")
 
 
 def evaluate(model: str, steps: int, n: int) -> dict:
-    args = ["evaluate", model, "--steps", str(steps), "--n", str(n), "--json"]
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "fashiondiff", *args], capture_output=True, text=True, check=True).stdout
-    result = json.loads([s for s in out.splitlines() if s.startswith("{")][-1])
-    return {"model": model, "nfe": steps, "command": "fashiondiff " + " ".join(args),
-            "wall_time_s": round(time.perf_counter() - t0, 1), **{k: result[k] for k in KEEP if k in result}}
+    result, seconds, command = fashiondiff("evaluate", model, "--steps", str(steps), "--n", str(n), "--json")
+    return {"model": model, "nfe": steps, "command": command, "wall_time_s": seconds,
+            **{k: result[k] for k in KEEP if k in result}}
 
 
 def main() -> None:

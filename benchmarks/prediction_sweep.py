@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 
@@ -34,17 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.devices import pick_device
 from fashiondiff.provenance import git_commit, hardware
+from kl_sweep import fashiondiff                    # runs `python -m fashiondiff ...` and reads its JSON line
 
 KEEP = ("kid", "kid_std", "real_kid", "precision", "recall", "fid", "real_fid", "cond_acc", "second", "pixels")
-
-
-def fashiondiff(*args: str) -> tuple[dict, float, str]:
-    """Run ``python -m fashiondiff ARGS``; (its last JSON line, wall seconds, the command)."""
-    cmd = [sys.executable, "-m", "fashiondiff", *args]
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    line = [s for s in out.splitlines() if s.startswith("{")][-1]
-    return json.loads(line), round(time.perf_counter() - t0, 1), "fashiondiff " + " ".join(args)
 
 
 def one_run(prediction: str, weighting: str, epochs: float, out: Path, n: int) -> dict:
