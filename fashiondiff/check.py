@@ -1,6 +1,11 @@
 """Self-checks for the lessons' exercises: call one on your own function, it prints what is right or wrong.
 
     from fashiondiff import check
+    check.closest_classes("Pullover", "Shirt")     # notebook 00
+    check.idx_header(my_header)                    # notebook 00
+    check.patchify(my_patchify, my_unpatchify)     # notebook 01
+    check.causal_linear_attention(my_causal)       # notebook 02
+    check.linear_schedule_end(my_beta_10)          # notebook 03
     check.tweedie(my_tweedie)          # notebook 09
     check.v_target(my_v)               # notebook 10
     check.euler_step(my_step)          # notebook 11
@@ -12,8 +17,11 @@ what it is for. It does raise when your function crashes, so you see the traceba
 
 from __future__ import annotations
 
+import struct
+
 import torch
 
+from . import attention, data, patches
 from .schedule import NoiseSchedule
 
 TOLERANCE = 1e-4
@@ -30,6 +38,95 @@ def _report(name: str, got: torch.Tensor, want: torch.Tensor, hint: str) -> bool
         return True
     print(f"✗ {name}: off by up to {err:.3g}. {hint}")
     return False
+
+
+def _say(ok: bool, right: str, wrong: str) -> bool:
+    print(f"✓ {right}" if ok else f"✗ {wrong}")
+    return ok
+
+
+def closest_classes(a: str | int, b: str | int) -> bool:
+    """Your answer to "which two class means are closest?" (names or indices), checked against the training set's
+    28x28 class means."""
+    split = data.load_split("train")
+    images, labels = split.images, split.labels                                 # (60000, 28, 28) uint8, (60000,)
+    means = torch.stack([images[labels == c].float().mean(0) for c in range(10)]).flatten(1)   # (10, 784)
+    d = torch.cdist(means, means).fill_diagonal_(float("inf"))                  # (10, 10)
+    want = set(divmod(d.argmin().item(), 10))
+    got = {data.class_index(a), data.class_index(b)}
+    names = " and ".join(data.CLASSES[c] for c in sorted(want))
+    if got == want:
+        return _say(True, f"{names}: the closest pair of class means", "")
+    if len(got) == 1:
+        return _say(False, "", "a class and itself: fill the diagonal of the distance matrix with inf first.")
+    i, j = sorted(got)
+    return _say(False, "", f"{data.CLASSES[i]} and {data.CLASSES[j]} are {d[i, j]:.0f} apart; a closer pair is "
+                           f"{d.min():.0f} apart. Take the argmin over the whole matrix, off the diagonal.")
+
+
+def idx_header(fn) -> bool:
+    """``fn(tensor) -> bytes``: the IDX header of a uint8 tensor: two zero bytes, the type code 0x08, the number of
+    dimensions, then each size as a big-endian 32-bit integer (LeCun et al., the MNIST file format)."""
+    ok = True
+    for shape in ((3, 28, 28), (10,), (2, 5, 300)):
+        want = struct.pack(f">4B{len(shape)}I", 0, 0, 0x08, len(shape), *shape)
+        got = bytes(fn(torch.zeros(shape, dtype=torch.uint8)))
+        if got == want:
+            ok &= _say(True, f"header of a {shape} tensor", "")
+        elif len(got) == len(want) and got[4:] == struct.pack(f"<{len(shape)}I", *shape):
+            ok &= _say(False, "", f"header of a {shape} tensor: the sizes are little-endian; IDX is big-endian ('>').")
+        else:
+            ok &= _say(False, "", f"header of a {shape} tensor: {got.hex()} but expected {want.hex()}.")
+    return bool(ok)
+
+
+def patchify(fn, inverse=None) -> bool:
+    """``fn(x, p) -> tokens``: (N, C, H, W) -> (N, (H/p)(W/p), C p p), patches in row-major order, each flattened as
+    (C, p, p); ``inverse(tokens, p) -> x`` (optional, one channel) must give the images back."""
+    g = torch.Generator().manual_seed(3)
+    ok = True
+    for c, p in ((1, 2), (1, 4), (1, 8), (3, 4)):
+        x = torch.randn(2, c, 16, 16, generator=g)
+        ok &= _report(f"patchify, {c} channel(s), p = {p}", fn(x, p), patches.patchify(x, p),
+                      "Reshape to (N, C, H/p, p, W/p, p), then bring the two grid axes to the front.")
+        if inverse is not None and c == 1:
+            ok &= _report(f"unpatchify, p = {p}", inverse(patches.patchify(x, p), p), x,
+                          "Undo the same reshape and permute in reverse order.")
+    return bool(ok)
+
+
+def causal_linear_attention(fn) -> bool:
+    """``fn(q, k, v) -> out``, all (..., N, d): token i attends to j <= i with the elu+1 kernel, normalised over
+    those j (Katharopoulos et al. 2020, sec. 3.3)."""
+    g = torch.Generator().manual_seed(4)
+    ok = True
+    for shape in ((1, 5, 4), (2, 3, 9, 8)):
+        q, k, v = (torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3))
+        n = shape[-2]
+        w = attention.elu_feature_map(q) @ attention.elu_feature_map(k).transpose(-2, -1)  # (..., N, N)
+        w = w * torch.ones(n, n, dtype=w.dtype).tril()                                    # j > i: 0
+        want = (w / w.sum(-1, keepdim=True)) @ v                                          # (..., N, d)
+        got = torch.as_tensor(fn(q, k, v))
+        if got.shape == want.shape and torch.allclose(got.double(), attention.linear_attention(q, k, v), atol=1e-6):
+            ok &= _say(False, "", f"{shape}: this is the non-causal result: every token sees every other.")
+            continue
+        ok &= _report(f"causal linear attention, {shape}", got, want,
+                      "Running sums (torch.cumsum over the token axis) for both S and z; the first token sees "
+                      "only itself.")
+    return bool(ok)
+
+
+def linear_schedule_end(beta_last: float, beta_first: float = 0.01, steps: int = 10, target: float = 1e-3) -> bool:
+    """Your beta_T for a linear schedule from beta_1 = 0.01 over T = 10 steps: abar_T within 5% of 1e-3, with every
+    beta below the 0.999 clip."""
+    betas = torch.linspace(beta_first, float(beta_last), steps, dtype=torch.float64)      # (T,)
+    abar = torch.cumprod(1 - betas, 0)[-1].item()
+    if not 0 < beta_last < 0.999:
+        return _say(False, "", f"beta_T = {beta_last} would be clipped at 0.999 (or is not a variance).")
+    if abs(abar / target - 1) > 0.05:
+        more = "larger" if abar > target else "smaller"
+        return _say(False, "", f"abar_T = {abar:.2e}, not {target:.0e}: make beta_T {more}.")
+    return _say(True, f"beta_T = {beta_last:.4g} gives abar_T = {abar:.3e} with nothing clipped", "")
 
 
 def tweedie(fn) -> bool:
