@@ -1,6 +1,6 @@
 """Measure bundled (or any) weights again with the course's current measures, without retraining them.
 
-    python benchmarks/rescore.py transformer [--weights DIR] [--pick-default MIN_ACCURACY]
+    python benchmarks/rescore.py transformer [--weights DIR] [--missing] [--pick-default MIN_ACCURACY [--both]]
 
 Runs the recipe's report on the weights (for a generator: its default sampling settings and every setting of the
 recipe's sweep, at n = 2,000, in both yardsticks' features; snapshots are not kept with bundled weights, so the
@@ -8,8 +8,12 @@ record's quality-over-training rows stay as they were measured) and writes the r
 ``record.json`` under ``metrics``, with ``rescored``: the command, git commit, date and hardware of this run. The
 metrics before the first rescore are kept under ``metrics_before_rescore``. Prints the new metrics as one JSON line.
 
+``--missing`` measures only the recipe's sweep settings that the record does not hold yet and keeps its other rows as
+they are (every row is seeded on its own, so a row measured now equals the one a full rescore would give).
+
 ``--pick-default A`` makes the sweep's setting with the lowest KID among those with conditional accuracy >= A the
-generator's default (written to the folder's ``config.json``) and measures it again as the record's headline.
+generator's default (written to the folder's ``config.json``) and measures it again as the record's headline; with
+``--both``, the second yardstick's accuracy must reach A too.
 """
 
 from __future__ import annotations
@@ -34,24 +38,45 @@ from fashiondiff.provenance import git_commit, hardware
 from fashiondiff.recipes import RECIPES
 
 
+def missing_rows(recipe, model, metrics: dict, device) -> dict:
+    """``metrics`` with a row added for each setting of ``recipe.sweep`` it does not hold, each scored like the rest."""
+    evaluator, second = evaluators(lambda: yardsticks(device), model.image_size)
+    fields = ("sampler", "steps", "guidance", "guidance_interval", "eta")
+    have = {SamplingConfig(**{k: r[k] for k in fields}) for r in metrics.get("sweep", [])}
+    sweep = list(metrics.get("sweep", []))
+    for changes in recipe.sweep:
+        settings = model.sampling.replace(**changes)
+        if settings not in have:
+            row = score_generator(model, evaluator, settings, n=EVAL_N, second=second)
+            sweep.append({**settings.to_dict(), **{k: row[k] for k in SWEEP_KEYS if k in row}})
+            have.add(settings)
+    return {**metrics, "sweep": sweep}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", choices=tuple(RECIPES))
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the bundled one)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--pick-default", type=float, default=None, metavar="MIN_ACCURACY")
+    p.add_argument("--both", action="store_true", help="--pick-default: in both yardsticks' features")
+    p.add_argument("--missing", action="store_true", help="measure only the sweep settings the record lacks")
     args = p.parse_args()
     folder = args.weights or bundled(args.model)
     recipe, device = RECIPES[args.model], pick_device(args.device)
     model = load_model(args.model, folder, device)
     old = load_json(folder / RECORD) if (folder / RECORD).is_file() else {}
-    metrics = recipe.score(model, lambda: yardsticks(device)) if not recipe.is_generator else \
-        recipe.report(recipe, model, folder, lambda: yardsticks(device))
+    if args.missing and recipe.is_generator:
+        metrics = missing_rows(recipe, model, old.get("metrics", {}), device)
+    else:
+        metrics = recipe.score(model, lambda: yardsticks(device)) if not recipe.is_generator else \
+            recipe.report(recipe, model, folder, lambda: yardsticks(device))
     if "progress" in metrics and not metrics["progress"]:
         metrics["progress"] = old.get("metrics", {}).get("progress", [])
     if args.pick_default is not None and recipe.is_generator:
         fields = ("sampler", "steps", "guidance", "guidance_interval", "eta")
-        rows = [r for r in metrics["sweep"] if r["cond_acc"] >= args.pick_default]
+        rows = [r for r in metrics["sweep"] if r["cond_acc"] >= args.pick_default
+                and (not args.both or r["second"]["cond_acc"] >= args.pick_default)]
         if not rows:
             raise SystemExit(f"no setting reaches conditional accuracy {args.pick_default}")
         best = SamplingConfig(**{k: min(rows, key=lambda r: r["kid"])[k] for k in fields})
