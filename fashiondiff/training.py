@@ -88,7 +88,7 @@ class EMA:
     With ``step`` given, the decay warms up as min(decay, (1 + step) / (10 + step)): without it, after n steps
     a fraction decay^n of the *initial* weights stays in the average (0.9995^n: 10% after 4,600 steps; with a
     zero-initialised output layer that shrinks every prediction by as much, which deterministic DDIM cannot recover
-    from: notebook 06).
+    from: notebook 04).
     Sample from ``ema.model``: at the same step it is usually markedly better than the raw weights.
     """
 
