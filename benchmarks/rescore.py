@@ -37,12 +37,13 @@ from fashiondiff.pipelines import bundled, load_model, yardsticks
 from fashiondiff.provenance import git_commit, hardware
 from fashiondiff.recipes import RECIPES
 
+FIELDS = ("sampler", "steps", "guidance", "guidance_interval", "eta")     # what a sweep row's SamplingConfig holds
+
 
 def missing_rows(recipe, model, metrics: dict, device) -> dict:
     """``metrics`` with a row added for each setting of ``recipe.sweep`` it does not hold, each scored like the rest."""
     evaluator, second = evaluators(lambda: yardsticks(device), model.image_size)
-    fields = ("sampler", "steps", "guidance", "guidance_interval", "eta")
-    have = {SamplingConfig(**{k: r[k] for k in fields}) for r in metrics.get("sweep", [])}
+    have = {SamplingConfig(**{k: r[k] for k in FIELDS}) for r in metrics.get("sweep", [])}
     sweep = list(metrics.get("sweep", []))
     for changes in recipe.sweep:
         settings = model.sampling.replace(**changes)
@@ -74,12 +75,11 @@ def main() -> None:
     if "progress" in metrics and not metrics["progress"]:
         metrics["progress"] = old.get("metrics", {}).get("progress", [])
     if args.pick_default is not None and recipe.is_generator:
-        fields = ("sampler", "steps", "guidance", "guidance_interval", "eta")
         rows = [r for r in metrics["sweep"] if r["cond_acc"] >= args.pick_default
                 and (not args.both or r["second"]["cond_acc"] >= args.pick_default)]
         if not rows:
             raise SystemExit(f"no setting reaches conditional accuracy {args.pick_default}")
-        best = SamplingConfig(**{k: min(rows, key=lambda r: r["kid"])[k] for k in fields})
+        best = SamplingConfig(**{k: min(rows, key=lambda r: r["kid"])[k] for k in FIELDS})
         if best != model.sampling:
             model.sampling = best
             meta = load_json(folder / CONFIG)

@@ -40,8 +40,8 @@ def _report(name: str, got: torch.Tensor, want: torch.Tensor, hint: str) -> bool
     return False
 
 
-def _say(ok: bool, right: str, wrong: str) -> bool:
-    print(f"✓ {right}" if ok else f"✗ {wrong}")
+def _say(ok: bool, message: str) -> bool:
+    print(f"{'✓' if ok else '✗'} {message}")
     return ok
 
 
@@ -56,12 +56,12 @@ def closest_classes(a: str | int, b: str | int) -> bool:
     got = {data.class_index(a), data.class_index(b)}
     names = " and ".join(data.CLASSES[c] for c in sorted(want))
     if got == want:
-        return _say(True, f"{names}: the closest pair of class means", "")
+        return _say(True, f"{names}: the closest pair of class means")
     if len(got) == 1:
-        return _say(False, "", "a class and itself: fill the diagonal of the distance matrix with inf first.")
+        return _say(False, "a class and itself: fill the diagonal of the distance matrix with inf first.")
     i, j = sorted(got)
-    return _say(False, "", f"{data.CLASSES[i]} and {data.CLASSES[j]} are {d[i, j]:.0f} apart; a closer pair is "
-                           f"{d.min():.0f} apart. Take the argmin over the whole matrix, off the diagonal.")
+    return _say(False, f"{data.CLASSES[i]} and {data.CLASSES[j]} are {d[i, j]:.0f} apart; a closer pair is "
+                       f"{d.min():.0f} apart. Take the argmin over the whole matrix, off the diagonal.")
 
 
 def idx_header(fn) -> bool:
@@ -72,11 +72,11 @@ def idx_header(fn) -> bool:
         want = struct.pack(f">4B{len(shape)}I", 0, 0, 0x08, len(shape), *shape)
         got = bytes(fn(torch.zeros(shape, dtype=torch.uint8)))
         if got == want:
-            ok &= _say(True, f"header of a {shape} tensor", "")
+            ok &= _say(True, f"header of a {shape} tensor")
         elif len(got) == len(want) and got[4:] == struct.pack(f"<{len(shape)}I", *shape):
-            ok &= _say(False, "", f"header of a {shape} tensor: the sizes are little-endian; IDX is big-endian ('>').")
+            ok &= _say(False, f"header of a {shape} tensor: the sizes are little-endian; IDX is big-endian ('>').")
         else:
-            ok &= _say(False, "", f"header of a {shape} tensor: {got.hex()} but expected {want.hex()}.")
+            ok &= _say(False, f"header of a {shape} tensor: {got.hex()} but expected {want.hex()}.")
     return bool(ok)
 
 
@@ -108,7 +108,7 @@ def causal_linear_attention(fn) -> bool:
         want = (w / w.sum(-1, keepdim=True)) @ v                                          # (..., N, d)
         got = torch.as_tensor(fn(q, k, v))
         if got.shape == want.shape and torch.allclose(got.double(), attention.linear_attention(q, k, v), atol=1e-6):
-            ok &= _say(False, "", f"{shape}: this is the non-causal result: every token sees every other.")
+            ok &= _say(False, f"{shape}: this is the non-causal result: every token sees every other.")
             continue
         ok &= _report(f"causal linear attention, {shape}", got, want,
                       "Running sums (torch.cumsum over the token axis) for both S and z; the first token sees "
@@ -120,13 +120,13 @@ def linear_schedule_end(beta_last: float, beta_first: float = 0.01, steps: int =
     """Your beta_T for a linear schedule from beta_1 = 0.01 over T = 10 steps: abar_T within 5% of 1e-3, with every
     beta below the 0.999 clip."""
     betas = torch.linspace(beta_first, float(beta_last), steps, dtype=torch.float64)      # (T,)
-    abar = torch.cumprod(1 - betas, 0)[-1].item()
+    abar = torch.prod(1 - betas).item()
     if not 0 < beta_last < 0.999:
-        return _say(False, "", f"beta_T = {beta_last} would be clipped at 0.999 (or is not a variance).")
+        return _say(False, f"beta_T = {beta_last} would be clipped at 0.999 (or is not a variance).")
     if abs(abar / target - 1) > 0.05:
         more = "larger" if abar > target else "smaller"
-        return _say(False, "", f"abar_T = {abar:.2e}, not {target:.0e}: make beta_T {more}.")
-    return _say(True, f"beta_T = {beta_last:.4g} gives abar_T = {abar:.3e} with nothing clipped", "")
+        return _say(False, f"abar_T = {abar:.2e}, not {target:.0e}: make beta_T {more}.")
+    return _say(True, f"beta_T = {beta_last:.4g} gives abar_T = {abar:.3e} with nothing clipped")
 
 
 def tweedie(fn) -> bool:
