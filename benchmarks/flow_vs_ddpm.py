@@ -9,7 +9,7 @@ runs, for each number of steps k and each model,
     fashiondiff evaluate transformer --steps k --n 2000 --json     (DDIM: one evaluation a step, before guidance)
     fashiondiff evaluate flow --steps k --n 2000 --json            (Euler: one evaluation a step, before guidance)
 
-The flow's record already holds it at 4 and 10 steps (its sweep and default, the same protocol), so notebook 11 runs
+The flow's record already holds it at 4 and 10 steps (its sweep and default, the same protocol), so notebook 12 runs
 this for the transformer only: --models transformer.
 
 Both default samplers guide with w = 2.5, which doubles every evaluation it applies to; the transformer guides only at

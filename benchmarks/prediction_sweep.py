@@ -11,12 +11,12 @@ Each run is
 
 scored with the plain ancestral sampler of notebook 04 (10 steps, no guidance): the recipe's default sampler was
 tuned on the x0 model, so it would favour that one.
-The bundled record (read by notebook 10) was made with --epochs 4.
+The bundled record (read by notebook 11) was made with --epochs 4.
 
 The runs are shorter than the bundled recipe's 17 epochs, so every figure is worse than the bundled model's; the
 comparison at equal training is the point. One run per setting: the spread between runs is not measured, and KID's
 own spread over subsets (kid_std) is the only error bar. Writes the commands, commit, wall
-times, loss histories, scores) to --record (bundled with the transformer's weights, read by notebook 10) and prints one
+times, loss histories, scores) to --record (bundled with the transformer's weights, read by notebook 11) and prints one
 JSON line per run.
 """
 

@@ -6,9 +6,9 @@
     check.patchify(my_patchify, my_unpatchify)     # notebook 01
     check.causal_linear_attention(my_causal)       # notebook 02
     check.linear_schedule_end(my_beta_10)          # notebook 03
-    check.tweedie(my_tweedie)          # notebook 09
-    check.v_target(my_v)               # notebook 10
-    check.euler_step(my_step)          # notebook 11
+    check.tweedie(my_tweedie)          # notebook 10
+    check.v_target(my_v)               # notebook 11
+    check.euler_step(my_step)          # notebook 12
 
 Each compares your function with the course's on random inputs (several noise levels, several shapes), prints one
 line per finding, and returns True when everything matches. It never raises on a wrong answer: a wrong answer is

@@ -71,7 +71,7 @@ class ResNetClassifier(nn.Module):
     """The second yardstick: a pre-activation ResNet (He et al. 2016) with GroupNorm, global average pooling and
     no batch statistics, trained on 28x28 images with random shifts and flips but never on blurred (16x16) ones.
     A different architecture and different augmentations give a second feature space in which to check the
-    first: where the two disagree, one of them is blind to something (notebook 08).
+    first: where the two disagree, one of them is blind to something (notebook 09).
 
     (N, 1, H, W) -> 28 -> 14 -> 7 -> global mean -> ``feature_dim`` features -> ``n_classes`` logits."""
 

@@ -183,20 +183,22 @@ class Evaluator:
     """Scores images with a trained ``FashionClassifier``.
 
     ``resolution`` is the size the samples are generated at (28 or 16); the reference statistics are
-    computed once, from the test set taken through the same pipeline. The classifier runs channels-last
+    computed once, from the test set taken through the same pipeline (or from ``reference``, (N, 1, 28, 28)
+    images, when a quick check needs fewer than all 10,000). The classifier runs channels-last
     (the same function, faster convolutions on a CPU). The reference features themselves are kept too
     (``ref_features``), for KID and precision/recall.
     """
 
     k = 3                  # nearest neighbours for precision/recall (Kynkaanniemi et al. 2019's default)
 
-    def __init__(self, classifier: FashionClassifier, resolution: int = 28, batch_size: int = 1000):
+    def __init__(self, classifier: FashionClassifier, resolution: int = 28, batch_size: int = 1000,
+                 reference: torch.Tensor | None = None):
         self.classifier = classifier.eval().to(memory_format=torch.channels_last)
         self.resolution = resolution
         self.batch_size = batch_size
         self.device = next(classifier.parameters()).device
-        x_test, _ = load("test")
-        self.ref_features = self.features(self._pipeline(x_test))             # (10000, 128): KID, precision/recall
+        x_ref = load("test")[0] if reference is None else reference
+        self.ref_features = self.features(self._pipeline(x_ref))              # (10000, 128): KID, precision/recall
         self.ref_mu, self.ref_cov = gaussian_stats(self.ref_features)
         self._ref_radii = None                                                 # (10000,) k-NN radii, on first use
 

@@ -31,7 +31,7 @@ from .vae import VAE
 
 P_UNCOND = 0.1                     # share of labels dropped to the null class: one network, both models of guidance
 
-# The settings measured after training, as changes to the default (``reports.sweep_report``; notebooks 04 and 07).
+# The settings measured after training, as changes to the default (``reports.sweep_report``; notebooks 08 and 09).
 EVERY_STEP = None
 TRANSFORMER_SWEEP = (
     dict(sampler="ddpm", guidance=1.0, guidance_interval=EVERY_STEP),
@@ -44,7 +44,7 @@ LATENT_SWEEP = (
     *(dict(steps=25, guidance=w, guidance_interval=EVERY_STEP) for w in (0.0, 1.0)),
     *(dict(steps=25, guidance=w, guidance_interval=(1, hi)) for w, hi in ((2.5, 400), (3.0, 400), (2.5, 500))),
     *(dict(steps=25, guidance=w, guidance_interval=(lo, hi)) for w, lo, hi in ((2.5, 100, 600), (2.5, 200, 700))),
-)   # DDPM at all 1,000 steps is left out: 30 minutes at n = 2,000 on this CPU (notebook 07 samples a few images with it)
+)   # DDPM at all 1,000 steps is left out: 30 minutes at n = 2,000 on this CPU (notebook 08 samples a few images with it)
 FLOW_SWEEP = (
     *(dict(sampler="euler", steps=k) for k in (4, 20)),
     dict(sampler="heun", steps=5),                                      # 9 evaluations: within the default's 10
@@ -233,7 +233,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            sampling=SamplingConfig("euler", steps=10, guidance=1.5),
            sweep=FLOW_SWEEP),
     # tanh on the decoder's output and an L1 reconstruction loss, so that black background comes out black
-    # (fashiondiff/vae.py); beta 1e-2, which gave the latent samples a smoother latent than 1e-3 (README, notebook 08).
+    # (fashiondiff/vae.py); beta 1e-2, which gave the latent samples a smoother latent than 1e-3 (README, notebook 09).
     Recipe("vae", VAE, dict(latent_channels=8, widths=(16, 32, 64), beta=1e-2, output="tanh", reconstruction="l1"),
            TrainConfig(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.01, warmup_steps=200, ema_decay=0.999,
                        snapshot_every=938),

@@ -1,7 +1,7 @@
 """A 2-D toy whose noised density is known exactly at every noise level: part 3's lab for scores and ODEs.
 
 Data: a mixture of K isotropic Gaussians N(mu_k, s^2 I) in the plane, weights pi_k, each component belonging to a
-class c_k. Noising with q(x_t | x_0) = N(sqrt(abar) x_0, (1 - abar) I) keeps it a mixture (notebook 09):
+class c_k. Noising with q(x_t | x_0) = N(sqrt(abar) x_0, (1 - abar) I) keeps it a mixture (notebook 10):
 
     p_t(x) = sum_k pi_k N(x; sqrt(abar) mu_k, v I),     v = abar s^2 + (1 - abar)
     score   grad log p_t(x) = sum_k r_k(x) (sqrt(abar) mu_k - x) / v,    r_k = the posterior weight of component k

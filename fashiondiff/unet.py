@@ -12,7 +12,7 @@ Conditioning reaches every position twice:
     after the second GroupNorm (adaptive GroupNorm, Dhariwal & Nichol 2021, sec. 3);
   * ``CrossAttention``: every latent position (query) attends over a *context* of ``context_tokens`` tokens
     made from the class (Rombach et al. 2022, sec. 3.3). With a single context token the softmax over keys is
-    1 whatever the query, and the layer collapses to adding W_o W_v c: a per-class bias (notebook 06).
+    1 whatever the query, and the layer collapses to adding W_o W_v c: a per-class bias (notebook 07).
 Label ``n_classes`` is the null label of classifier-free guidance.
 """
 

@@ -17,7 +17,7 @@ clamped to [-1, 1], many are faintly grey: a haze that the latent samples inheri
 counts the black pixels kept). Through tanh the decoder can push those pixels as far towards -1 as it likes, where
 they saturate. But MSE's pull on a pixel shrinks with its error, and tanh's slope shrinks near -1 too: a pixel
 1/255 short of black is worth almost nothing to it. L1's pull keeps its size however small the error, so it
-drives them all the way (notebook 05 compares the two).
+drives them all the way (notebook 06 compares the two).
 
 The latent diffusion model wants latents of unit variance. ``latent_mean`` (per channel) and ``latent_scale``
 (one number) are measured on the training set after training (``fit_latent_stats``), kept as buffers in

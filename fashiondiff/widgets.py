@@ -1,5 +1,5 @@
 """Interactive widgets for the notebooks: the forward-process explorer of notebook 03, the sample
-explorer of notebooks 04 and 07, and the latent-space walk of notebook 05.
+explorer of notebooks 04 and 08, and the latent-space walk of notebook 06.
 
 ``NoiseExplorer`` shows x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (DDPM eq. 4, Ho et al. 2020) for a row of
 images, with a slider for t, a choice of T and of schedule (linear, or cosine as in Nichol & Dhariwal 2021).

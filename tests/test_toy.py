@@ -1,5 +1,5 @@
 """Part 3's 2-D toy (fashiondiff/toy.py): its exact score, Tweedie's formula and class posterior against independent
-computations, and a trained denoiser's field against the exact one (notebook 09's stated error)."""
+computations, and a trained denoiser's field against the exact one (notebook 10's stated error)."""
 import math
 
 import torch
@@ -66,7 +66,7 @@ def test_exact_denoiser_samples_the_mixture():
 
 
 def test_a_trained_toy_denoiser_matches_the_exact_field_within_six_percent():
-    """Notebook 09's claim, at its training recipe: relative mean squared error under 6% for t >= 150, conditional
+    """Notebook 10's claim, at its training recipe: relative mean squared error under 6% for t >= 150, conditional
     and unconditional."""
     schedule, mix = NoiseSchedule(1000, "linear"), GaussianMixture.ring()
     torch.manual_seed(0)
