@@ -3,6 +3,7 @@
     from fashiondiff import check
     check.closest_classes("Pullover", "Shirt")     # notebook 00
     check.idx_header(my_header)                    # notebook 00
+    check.most_aliased_class("Pullover")           # notebook 00
     check.patchify(my_patchify, my_unpatchify)     # notebook 01
     check.causal_linear_attention(my_causal)       # notebook 02
     check.linear_schedule_end(my_beta_10)          # notebook 03
@@ -62,6 +63,22 @@ def closest_classes(a: str | int, b: str | int) -> bool:
     i, j = sorted(got)
     return _say(False, f"{data.CLASSES[i]} and {data.CLASSES[j]} are {d[i, j]:.0f} apart; a closer pair is "
                        f"{d.min():.0f} apart. Take the argmin over the whole matrix, off the diagonal.")
+
+
+def most_aliased_class(name: str | int) -> bool:
+    """Your answer to "which class suffers most from aliasing?": the class whose 16x16 images differ most, on average
+    (mean absolute difference in [-1, 1] units), between antialiased and plain bilinear downsampling of the training
+    set."""
+    split = data.load_split("train")
+    x28 = split.images.float().div(127.5).sub(1).unsqueeze(1)                   # (60000, 1, 28, 28) in [-1, 1]
+    plain = torch.nn.functional.interpolate(x28, size=(16, 16), mode="bilinear", antialias=False)
+    gap = (data.to_float(split.images, 16) - plain).abs().mean(dim=(1, 2, 3))   # (60000,) per image
+    per_class = torch.stack([gap[split.labels == c].mean() for c in range(10)])  # (10,)
+    want, got = int(per_class.argmax()), data.class_index(name)
+    if got == want:
+        return _say(True, f"{data.CLASSES[want]}: mean gap {per_class[want]:.4f}, the largest of the ten classes")
+    return _say(False, f"{data.CLASSES[got]}'s mean gap is {per_class[got]:.4f}; another class's is "
+                       f"{per_class[want]:.4f}. Average the per-image gap over each class, then take the largest.")
 
 
 def idx_header(fn) -> bool:

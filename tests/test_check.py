@@ -34,6 +34,13 @@ def test_closest_classes_check(capsys):
     assert "diagonal" in capsys.readouterr().out
 
 
+def test_most_aliased_class_check(capsys):
+    # computed from the training set, so this also pins the lesson's stated answer (notebook 00)
+    assert check.most_aliased_class("Pullover") and check.most_aliased_class(2)
+    assert not check.most_aliased_class("Sneaker")                                    # the least aliased
+    assert "largest" in capsys.readouterr().out
+
+
 def _header(t, order=">"):
     return struct.pack(f"{order}4B{t.dim()}I", 0, 0, 0x08, t.dim(), *t.shape)
 

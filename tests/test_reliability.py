@@ -25,7 +25,10 @@ def saved_step(out) -> int:
 def start(out, max_steps: int = 24) -> subprocess.Popen:
     args = [*TRAIN, "--out", str(out)]
     args[args.index("--max-steps") + 1] = str(max_steps)
-    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and children inherit that; a terminal's Ctrl-C reaches a
+    # process whose SIGINT has its default action, so give the run that (or a CI started with `&` never interrupts it).
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_checkpoint(proc, out, timeout=300) -> None:
