@@ -70,8 +70,8 @@ def most_aliased_class(name: str | int) -> bool:
     (mean absolute difference in [-1, 1] units), between antialiased and plain bilinear downsampling of the training
     set."""
     split = data.load_split("train")
-    x28 = split.images.float().div(127.5).sub(1).unsqueeze(1)                   # (60000, 1, 28, 28) in [-1, 1]
-    plain = torch.nn.functional.interpolate(x28, size=(16, 16), mode="bilinear", antialias=False)
+    plain = torch.nn.functional.interpolate(data.to_float(split.images), size=(16, 16), mode="bilinear",
+                                            antialias=False)                    # (60000, 1, 16, 16), aliased
     gap = (data.to_float(split.images, 16) - plain).abs().mean(dim=(1, 2, 3))   # (60000,) per image
     per_class = torch.stack([gap[split.labels == c].mean() for c in range(10)])  # (10,)
     want, got = int(per_class.argmax()), data.class_index(name)

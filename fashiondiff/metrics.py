@@ -198,9 +198,9 @@ class Evaluator:
         self.batch_size = batch_size
         self.device = next(classifier.parameters()).device
         x_ref = load("test")[0] if reference is None else reference
-        self.ref_features = self.features(self._pipeline(x_ref))              # (10000, 128): KID, precision/recall
+        self.ref_features = self.features(self._pipeline(x_ref))              # (N_ref, 128): KID, precision/recall
         self.ref_mu, self.ref_cov = gaussian_stats(self.ref_features)
-        self._ref_radii = None                                                 # (10000,) k-NN radii, on first use
+        self._ref_radii = None                                                 # (N_ref,) k-NN radii, on first use
 
     @property
     def ref_radii(self) -> torch.Tensor:
