@@ -120,15 +120,14 @@ def read_weights(folder: str | Path, kind: str) -> tuple[dict, dict[str, torch.T
 
 
 def load_module(cls: type[torch.nn.Module], folder: str | Path, kind: str) -> torch.nn.Module:
-    """A ``cls`` model rebuilt from a weights folder, in eval mode on the CPU; ``model.sampling`` is set from the
+    """A ``cls`` model rebuilt from a weights folder, in eval mode on the CPU; a generator is built with the
     folder's default sampling settings when it has them. Weights that do not fit raise ``ValueError``."""
     meta, state = read_weights(folder, kind)
-    model = cls(**meta["config"])
+    sampling = {"sampling": SamplingConfig(**meta["sampling"])} if meta.get("sampling") else {}
+    model = cls(**meta["config"], **sampling)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise ValueError(f"{folder}: weights do not fit a {kind} model ({first})") from None
-    if meta.get("sampling"):
-        model.sampling = SamplingConfig(**meta["sampling"])
     return model.eval()

@@ -5,10 +5,13 @@
     fashiondiff generate transformer --progression --out fashion_mnist_generation.png
     fashiondiff train vae && fashiondiff train latent --vae-weights runs/vae
     fashiondiff generate latent --classes Sneaker --sampler ddim --steps 50 --guidance 2 --out sneakers.png
+    fashiondiff evaluate transformer --guidance 2.5 --guidance-interval 0.5,2 --json
     fashiondiff evaluate transformer --n 2000 --json
 
 Without ``--weights`` the bundled weights are used. Bad arguments exit with status 2 and one line.
-The models, their defaults and their options come from ``fashiondiff.recipes``.
+The models, their defaults and their options come from ``fashiondiff.recipes``, the samplers from
+``fashiondiff.sampling.SAMPLERS``. The sampling options given are passed on as changes to the model's own default,
+which the pipeline applies once, after loading the weights.
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from .checkpoint import CONFIG, load_json
 from .recipes import GENERATORS, RECIPES
-from .sampling import SAMPLERS, SamplingConfig
+from .sampling import SAMPLERS, SettingError
 
 SAMPLING_OPTIONS = ("sampler", "steps", "guidance", "guidance_interval", "eta")
 
@@ -83,13 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _sampling_args(p: argparse.ArgumentParser) -> None:
     """The sampling options; one not given is absent from the parsed arguments (the model's default stays)."""
     sampling = lambda field: _defaults(lambda r: getattr(r.sampling, field) if r.sampling else None)  # noqa: E731
-    p.add_argument("--sampler", choices=SAMPLERS, default=argparse.SUPPRESS,
-                   help=f"default: the model's own ({sampling('sampler')})")
+    p.add_argument("--sampler", choices=tuple(SAMPLERS), default=argparse.SUPPRESS,
+                   help="; ".join(f"{name}: {s.summary}" for name, s in SAMPLERS.items())
+                   + f"; default: the model's own ({sampling('sampler')})")
     p.add_argument("--steps", type=int, default=argparse.SUPPRESS, help=f"default: {sampling('steps')}")
     p.add_argument("--guidance", type=float, default=argparse.SUPPRESS,
                    help=f"classifier-free guidance w: 0 unconditional, 1 plain conditional; default: {sampling('guidance')}")
     p.add_argument("--guidance-interval", type=_interval, default=argparse.SUPPRESS, metavar="LO,HI|all",
-                   help="apply guidance only at timesteps LO..HI, or at all steps (default: the model's own)")
+                   help="apply guidance only where the noise level sigma is in LO..HI (HI may be inf), or at all "
+                        "steps (default: the model's own)")
     p.add_argument("--eta", type=float, default=argparse.SUPPRESS,
                    help=f"DDIM's noise: 0 deterministic, 1 = DDPM's variance; default: {sampling('eta')}")
     p.add_argument("--seed", type=int, default=0)
@@ -101,32 +105,19 @@ def _interval(text: str):
     if text.strip().lower() == "all":
         return None                                  # SamplingConfig's "every step"
     try:
-        lo, hi = (int(v) for v in text.split(","))
+        lo, hi = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO,HI (two integers) or 'all', got {text!r}") from None
-    if not 1 <= lo <= hi:
-        raise argparse.ArgumentTypeError(f"need 1 <= LO <= HI, got {lo},{hi}")
-    return (lo, hi)
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two noise levels sigma) or 'all', got {text!r}") from None
+    return (lo, hi)                                  # checked by SamplingConfig, like the other options
 
 
-def _settings(args, model_name: str) -> SamplingConfig | None:
-    """The model's default sampling settings with the options given on the command line; None when none were."""
-    given = {k: getattr(args, k) for k in SAMPLING_OPTIONS if hasattr(args, k)}
-    if not given:
-        return None
-    default = RECIPES[model_name].sampling
-    if default is not None and args.weights is not None:        # a weights folder may hold its own default
-        saved = load_json(args.weights / CONFIG).get("sampling")
-        default = SamplingConfig(**saved) if saved else default
-    if default is None:
-        raise UsageError(f"--{next(iter(given)).replace('_', '-')} applies to generators only "
+def _changes(args) -> dict:
+    """The sampling options given on the command line, as changes to the model's default ({} when none were)."""
+    changes = {k: getattr(args, k) for k in SAMPLING_OPTIONS if hasattr(args, k)}
+    if changes and args.model not in GENERATORS:
+        raise UsageError(f"--{next(iter(changes)).replace('_', '-')} applies to generators only "
                          f"({', '.join(GENERATORS)})")
-    try:
-        return default.replace(**given)
-    except ValueError as e:                          # SamplingConfig names the field first: name the option
-        message = str(e)
-        field = next((f for f in SAMPLING_OPTIONS if message.startswith(f + " ")), None)
-        raise UsageError("--" + field.replace("_", "-") + message[len(field):] if field else message) from None
+    return changes
 
 
 def _check_out(path: Path, suffixes: tuple[str, ...]) -> None:
@@ -166,11 +157,11 @@ def cmd_train(args) -> int:
 
 def cmd_generate(args) -> int:
     from . import pipelines
-    settings = _settings(args, args.model)
+    changes = _changes(args)
     _check_out(args.out, (".png", ".npz"))
     if args.n_per_class < 1:
         raise UsageError(f"--n-per-class must be at least 1, got {args.n_per_class}")
-    pipelines.generate_to_file(args.model, args.out, settings, classes=args.classes, n_per_class=args.n_per_class,
+    pipelines.generate_to_file(args.model, args.out, changes, classes=args.classes, n_per_class=args.n_per_class,
                                seed=args.seed, weights=args.weights, device=args.device, progression=args.progression)
     print(f"wrote {args.out}")
     return 0
@@ -178,10 +169,10 @@ def cmd_generate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from . import pipelines
-    settings = _settings(args, args.model)
+    changes = _changes(args)
     if args.n < 2:
         raise UsageError(f"--n must be at least 2 to estimate a covariance, got {args.n}")
-    result = pipelines.evaluate(args.model, n=args.n, settings=settings, seed=args.seed, weights=args.weights,
+    result = pipelines.evaluate(args.model, n=args.n, changes=changes, seed=args.seed, weights=args.weights,
                                 device=args.device)
     if args.json:
         print(json.dumps(result))
@@ -196,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)                   # argparse itself exits 2 on bad syntax
     try:
         return {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
+    except SettingError as e:                        # a sampling setting: name the option it came from
+        print(f"fashiondiff: error: --{e.field.replace('_', '-')} {e.message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         print(f"fashiondiff: {e or 'interrupted'}", file=sys.stderr)
         return 130

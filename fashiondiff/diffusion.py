@@ -15,33 +15,55 @@ Sampling goes from pure noise at t = T down to 0 over ``steps`` timesteps t > s:
 
 Classifier-free guidance (``fashiondiff.guidance``): pred = pred_uncond + w (pred_cond - pred_uncond),
 so w = 0 is unconditional and w = 1 plain conditional; ``SamplingConfig`` (``fashiondiff.sampling``) says which
-sampler, how many steps, which w and at which timesteps.
+sampler, how many steps, which w and at which noise levels sigma(t) = sqrt((1 - abar_t) / abar_t).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from .guidance import predict
-from .sampling import SamplingConfig
 from .schedule import NoiseSchedule
+
+if TYPE_CHECKING:                       # sampling's table holds this module's loop: no import at run time
+    from .sampling import SamplingConfig
 
 
 PREDICTIONS = ("x0", "eps", "v")       # what a denoiser's output is
 WEIGHTINGS = ("none", "min-snr")        # how the loss weighs the timesteps
 MIN_SNR_GAMMA = 5.0                     # Hang et al. 2023: min(SNR, 5) worked best in their sweep
+SAMPLERS = ("ddpm", "ddim")             # the updates ``sample`` implements
+
+
+def check_prediction(prediction: str) -> str:
+    """``prediction`` if it is one of ``PREDICTIONS``; otherwise a ``ValueError`` listing them."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
+    return prediction
+
+
+class DiffusionGenerator:
+    """What a generator trained on a ``NoiseSchedule`` shares (``generation.Generator``): it is sampled by the
+    "diffusion" samplers, with its schedule rebuilt from ``config["timesteps"]`` and ``config["schedule"]``."""
+    process = "diffusion"
+
+    @property
+    def schedule(self) -> NoiseSchedule:
+        return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
+
+    @property
+    def max_steps(self) -> int:
+        return self.config["timesteps"]
 
 
 def target(schedule: NoiseSchedule, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, prediction: str):
     """What a denoiser predicting ``prediction`` regresses at x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise."""
-    if prediction == "x0":
+    if check_prediction(prediction) == "x0":
         return x0
-    if prediction == "eps":
-        return noise
-    if prediction == "v":
-        return schedule.v_from(x0, noise, t)
-    raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
+    return noise if prediction == "eps" else schedule.v_from(x0, noise, t)
 
 
 def loss_weight(schedule: NoiseSchedule, t: torch.Tensor, prediction: str, weighting: str = "none") -> torch.Tensor:
@@ -80,13 +102,9 @@ def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Te
 
 def to_x0(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor, out: torch.Tensor, prediction: str):
     """The clean image a denoiser's output ``out`` (an x0, eps or v prediction) stands for."""
-    if prediction == "x0":
+    if check_prediction(prediction) == "x0":
         return out
-    if prediction == "eps":
-        return schedule.x0_from_eps(x_t, t, out)
-    if prediction == "v":
-        return schedule.x0_from_v(x_t, t, out)
-    raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
+    return schedule.x0_from_eps(x_t, t, out) if prediction == "eps" else schedule.x0_from_v(x_t, t, out)
 
 
 @torch.no_grad()
@@ -99,8 +117,9 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
     (right for pixels in [-1, 1]; None for latents). Returns (N, C, H, W), or with ``trajectory`` also the list
     of iterates [x_T, ..., x_0] (for plots).
     """
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
+    check_prediction(prediction)
+    if settings.sampler not in SAMPLERS:
+        raise ValueError(f"diffusion.sample implements {' and '.join(SAMPLERS)}, not {settings.sampler!r}")
     device = y.device
     x = torch.randn((len(y), *shape), generator=generator).to(device)                  # (N, C, H, W) at t = T
     ts = schedule.timesteps(settings.steps)
@@ -109,7 +128,7 @@ def sample(model, schedule: NoiseSchedule, y: torch.Tensor, shape: tuple[int, ..
         s_int = ts[i + 1] if i + 1 < len(ts) else 0
         t = torch.full((len(y),), t_int, device=device, dtype=torch.long)               # (N,)
         s = torch.full_like(t, s_int)                                                   # (N,)
-        out = predict(model, x, t, y, settings.guidance_at(t_int))                      # (N, C, H, W)
+        out = predict(model, x, t, y, settings.guidance_at(schedule.sigma(t_int)))       # (N, C, H, W)
         x0 = to_x0(schedule, x, t, out, prediction)                                     # (N, C, H, W)
         if clip is not None:
             x0 = x0.clamp(-clip, clip)

@@ -15,19 +15,24 @@ of ``steps`` intervals:
                2022, Algorithm 1: the last step, to t' = 0, stays Euler), so NFE = 2 steps - 1
 
 Classifier-free guidance combines the two velocities like any other prediction (``fashiondiff.guidance``). A
-guidance interval (lo, hi) of ``SamplingConfig`` is read on the thousandths of t (t = 0.3 is 300), the same range
-as the latent track's timesteps 1..1000.
+guidance interval of ``SamplingConfig`` is read in the noise level sigma = t / (1 - t): x_t = (1 - t) (x_0 + sigma
+eps), the same scaled-noise picture as a diffusion model's x_t = sqrt(abar_t) (x_0 + sigma eps).
 """
 
 from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from .guidance import predict
-from .sampling import SamplingConfig
 
-TIME_UNITS = 1000                   # a guidance interval's lo..hi are thousandths of t
+if TYPE_CHECKING:                   # sampling's table holds this module's loop: no import at run time
+    from .sampling import SamplingConfig
+
+SAMPLERS = ("euler", "heun")        # the steps ``sample`` implements
 
 
 def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -57,15 +62,15 @@ def time_grid(steps: int) -> list[float]:
     return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64).tolist()
 
 
-def evaluations(settings: SamplingConfig) -> int:
-    """Network evaluations (NFE) per sample, before guidance doubles them: steps for Euler, 2 steps - 1 for Heun."""
-    return settings.steps if settings.sampler == "euler" else 2 * settings.steps - 1
+def sigma(t: float) -> float:
+    """The noise level t / (1 - t) of time ``t`` in [0, 1] (inf at t = 1, pure noise)."""
+    return math.inf if t >= 1 else t / (1 - t)
 
 
 def velocity(model, x: torch.Tensor, t: float, y: torch.Tensor, settings: SamplingConfig) -> torch.Tensor:
     """The guided velocity at time ``t`` (a float) for the whole batch x (N, C, H, W)."""
     tt = torch.full((len(y),), t, device=x.device)                                     # (N,)
-    return predict(model, x, tt, y, settings.guidance_at(round(t * TIME_UNITS)))       # (N, C, H, W)
+    return predict(model, x, tt, y, settings.guidance_at(sigma(t)))                    # (N, C, H, W)
 
 
 @torch.no_grad()
@@ -74,8 +79,8 @@ def sample(model, y: torch.Tensor, shape: tuple[int, ...], settings: SamplingCon
     """Integrate dx/dt = v(x, t, y) from x_1 ~ N(0, I) to t = 0 for labels ``y`` (N,), with ``settings.sampler``
     ("euler" or "heun") over ``settings.steps`` intervals. Returns x_0 (N, C, H, W), or with ``trajectory`` also
     the list of iterates [x_1, ..., x_0]."""
-    if settings.sampler not in ("euler", "heun"):
-        raise ValueError(f"a flow is sampled with euler or heun, got {settings.sampler!r}")
+    if settings.sampler not in SAMPLERS:
+        raise ValueError(f"flow.sample implements {' and '.join(SAMPLERS)}, not {settings.sampler!r}")
     x = torch.randn((len(y), *shape), generator=generator).to(y.device)               # (N, C, H, W) at t = 1
     grid = time_grid(settings.steps)
     xs = [x.cpu()] if trajectory else None

@@ -13,23 +13,24 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .schedule import NoiseSchedule
+from .diffusion import DiffusionGenerator
+from .sampling import SamplingConfig
 from .unet import LatentUNet
 from .vae import VAE
 
 
-class LatentDiffusion(nn.Module):
-    """The VAE and the UNet as one generator (``generation.generate``): the sampler draws (C, 7, 7) latents with
+class LatentDiffusion(DiffusionGenerator, nn.Module):
+    """The VAE and the UNet as one generator (``generation.Generator``): the sampler draws (C, 7, 7) latents with
     the UNet's eps, unclamped (latents are not confined to [-1, 1]), and ``decode`` turns them into images."""
     prediction = "eps"
     clip = None
-    samplers = ("ddpm", "ddim")
     image_size = 28                    # of the decoded images
     sample_batch_size = 500            # latents per sampling batch
 
-    def __init__(self, vae: dict, unet: dict, **derived):
+    def __init__(self, vae: dict, unet: dict, sampling: SamplingConfig | None = None, **derived):
         """``vae`` and ``unet``: the two parts' configs. ``derived`` (timesteps, schedule, prediction) is what
-        ``config`` repeats from the UNet's config for the samplers; given back on loading, it must agree."""
+        ``config`` repeats from the UNet's config for the samplers; given back on loading, it must agree.
+        ``sampling``: the default settings (without one, ancestral sampling at every timestep)."""
         super().__init__()
         self.config = {"vae": dict(vae), "unet": dict(unet), "timesteps": unet.get("timesteps", 1000),
                        "schedule": unet.get("schedule", "linear"), "prediction": "eps"}
@@ -41,6 +42,7 @@ class LatentDiffusion(nn.Module):
         if self.unet.config["latent_channels"] != self.vae.latent_channels:
             raise ValueError(f"the UNet expects {self.unet.config['latent_channels']} latent channels, "
                              f"the VAE makes {self.vae.latent_channels}")
+        self.sampling = sampling or SamplingConfig("ddpm", steps=self.config["timesteps"])
 
     @property
     def label(self):
@@ -51,14 +53,6 @@ class LatentDiffusion(nn.Module):
     def sample_shape(self) -> tuple[int, int, int]:
         """(C, 7, 7): the latents the sampler draws."""
         return (self.vae.latent_channels, 7, 7)
-
-    @property
-    def schedule(self) -> NoiseSchedule:
-        return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
-
-    @property
-    def max_steps(self) -> int:
-        return self.schedule.T
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -29,6 +29,7 @@ lands in the reference manifold about half the time here (its recall is 0 and it
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -184,7 +185,7 @@ class Evaluator:
 
     ``resolution`` is the size the samples are generated at (28 or 16); the reference statistics are
     computed once, from the test set taken through the same pipeline (or from ``reference``, (N, 1, 28, 28)
-    images, when a quick check needs fewer than all 10,000). The classifier runs channels-last
+    images, when a quick check needs fewer than all 10,000). A copy of the classifier runs channels-last
     (the same function, faster convolutions on a CPU). The reference features themselves are kept too
     (``ref_features``), for KID and precision/recall.
     """
@@ -193,7 +194,8 @@ class Evaluator:
 
     def __init__(self, classifier: FashionClassifier, resolution: int = 28, batch_size: int = 1000,
                  reference: torch.Tensor | None = None):
-        self.classifier = classifier.eval().to(memory_format=torch.channels_last)
+        # a channels-last copy in eval mode: measuring leaves the caller's classifier as it was
+        self.classifier = copy.deepcopy(classifier).eval().to(memory_format=torch.channels_last)
         self.resolution = resolution
         self.batch_size = batch_size
         self.device = next(classifier.parameters()).device

@@ -3,7 +3,8 @@
 ``load_model(name)`` rebuilds a model of the recipe ``name`` from a weights folder (``config.json`` +
 ``model.safetensors``); without a folder it loads the bundled weights shipped in ``fashiondiff/weights/<name>``.
 A generator comes back with its default sampling settings as ``model.sampling`` (from its ``config.json``).
-``generate_to_file`` and ``evaluate`` are what the command line's ``generate`` and ``evaluate`` do.
+``generate_to_file`` and ``evaluate`` are what the command line's ``generate`` and ``evaluate`` do: the sampling
+options given (``changes``) are applied to the loaded model's default, once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from .checkpoint import BUNDLED, RECORD, WEIGHTS, load_json, load_module
 from .data import CLASSES, class_index, to_uint8
 from .devices import pick_device
-from .generation import check_settings, generate, step_names
+from .generation import generate, step_names
 from .recipes import SECOND_YARDSTICK, YARDSTICK, recipe
 from .sampling import SamplingConfig
 
@@ -32,8 +33,6 @@ def load_model(name: str, weights: str | Path | None = None, device: str | torch
     if weights is None and not (folder / "model.safetensors").is_file():
         raise ValueError(f"no bundled {name} weights in {folder}; train them with `fashiondiff train {name}`")
     model = load_module(r.model, folder, name)
-    if r.is_generator and getattr(model, "sampling", None) is None:
-        model.sampling = r.sampling                # weights saved without settings: the recipe's default
     return model.to(device if isinstance(device, torch.device) else pick_device(device))
 
 
@@ -60,11 +59,17 @@ def parse_classes(classes: str | list = "all") -> list[int]:
     return [class_index(c) for c in classes]
 
 
-def generate_to_file(name: str, out, settings: SamplingConfig | None = None, classes="all", n_per_class: int = 8,
+def settings_for(model, changes: dict | None = None) -> SamplingConfig:
+    """The generator's default sampling settings with ``changes`` (field -> value) applied; a bad value raises
+    ``sampling.SettingError`` naming its field."""
+    return model.sampling.replace(**changes) if changes else model.sampling
+
+
+def generate_to_file(name: str, out, changes: dict | None = None, classes="all", n_per_class: int = 8,
                      seed: int = 0, weights=None, device="auto", progression: bool = False) -> None:
     """What ``fashiondiff generate`` does: ``.npz`` (images uint8 (N, H, W), labels int64 (N,)) or a ``.png``
     grid, one row per class; with ``progression``, the denoising process of one sample per class.
-    ``settings``: the model's default when None."""
+    ``changes``: sampling settings that replace the model's default."""
     from . import plotting
     out = Path(out)
     if out.suffix.lower() not in (".png", ".npz"):
@@ -73,8 +78,7 @@ def generate_to_file(name: str, out, settings: SamplingConfig | None = None, cla
         raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
     cls = parse_classes(classes)
     model = load_model(name, weights, device)
-    settings = settings or model.sampling
-    check_settings(model, settings)
+    settings = settings_for(model, changes)
     if progression:
         labels = torch.tensor(cls)
         images, trajectory = generate(model, labels, settings, seed, trajectory=True)
@@ -93,13 +97,15 @@ def generate_to_file(name: str, out, settings: SamplingConfig | None = None, cla
         plt.close(fig)
 
 
-def evaluate(name: str, n: int = 2000, settings: SamplingConfig | None = None, seed: int = 0, weights=None,
+def evaluate(name: str, n: int = 2000, changes: dict | None = None, seed: int = 0, weights=None,
              device="auto", classifier_weights=None) -> dict:
     """What ``fashiondiff evaluate`` prints: the recipe's score (``fashiondiff.reports``) of the model in ``weights``
     (default: bundled), with the classifier in ``classifier_weights`` as the yardstick; a generator is scored on
-    ``n`` samples at ``settings`` (default: the model's own)."""
+    ``n`` samples at its default sampling settings with ``changes`` applied."""
+    r = recipe(name)
+    if changes and not r.is_generator:
+        raise ValueError(f"{name} is not a generator: sampling settings do not apply")
     model = load_model(name, weights, device)
-    if settings is not None:
-        check_settings(model, settings)
-    return recipe(name).score(model, lambda: yardsticks(device, classifier_weights), n=n, settings=settings,
-                              seed=seed, progress=True)
+    settings = settings_for(model, changes) if r.is_generator else None
+    return r.score(model, lambda: yardsticks(device, classifier_weights), n=n, settings=settings, seed=seed,
+                   progress=True)

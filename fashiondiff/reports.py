@@ -1,7 +1,8 @@
 """How each kind of model is measured: by ``fashiondiff evaluate`` (a score) and after training (a report).
 
 Each recipe names one of each. ``yardsticks`` below is a function that loads the course's classifier and the
-second yardstick (``None`` where it has no weights); a classifier being scored needs neither.
+second yardstick (``None`` where it has no weights); a classifier being scored needs neither. Measuring never
+changes the model it measures.
 
     score(model, yardsticks, n, settings, seed, progress)
         classifier_score    test accuracy at 28x28 and after the 16x16 round trip
@@ -9,7 +10,6 @@ second yardstick (``None`` where it has no weights); a classifier being scored n
         generator_score     ``n`` samples at ``settings`` (default: the model's own) scored (``score_generator``)
     report(recipe, model, out, yardsticks), written to the run's ``record.json``
         score_report        the model's score
-        vae_report          fits the latent scale (saved with the weights), then the score
         sweep_report        a generator at its default sampling settings, under each of the recipe's ``sweep``
                             settings, and at the default on every snapshot kept during training
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_tensors, save_weights
+from .checkpoint import load_tensors
 from .data import load, map_batches
 from .metrics import Evaluator, black_kept, black_share, classifier_accuracy, score_generator, score_images
 from .vae import kl_divergence
@@ -56,16 +56,6 @@ def score_report(recipe, model, out: Path, yardsticks) -> dict:
 
 
 @torch.no_grad()
-def vae_report(recipe, model, out: Path, yardsticks) -> dict:
-    """Fit the latent scale on the training set and save it with the weights, then ``reconstruction_metrics``."""
-    model = model.eval().to(memory_format=torch.contiguous_format)
-    x_train, _ = load("train", 28)
-    model.fit_latent_stats(x_train)
-    save_weights(out, model, recipe.name, model.config)
-    return vae_score(model, yardsticks)
-
-
-@torch.no_grad()
 def reconstruction_metrics(vae, evaluator: Evaluator, second: Evaluator | None = None, n: int = EVAL_N,
                            batch_size: int = 1000) -> dict:
     """How well ``vae`` reconstructs: test MSE and KL per latent element; reconstructions of ``n`` training images
@@ -96,7 +86,6 @@ def sweep_report(recipe, model, out: Path, yardsticks) -> dict:
     """Score ``model`` at n = 2,000 at its default sampling settings (``model.sampling``), then under each change
     of ``recipe.sweep`` (a row equal to the default reuses that measurement), then the default on every snapshot in
     ``out/snapshots`` (how quality grows with training time)."""
-    model = model.to(memory_format=torch.contiguous_format)
     evaluator, second = evaluators(yardsticks, model.image_size)
     score = lambda m, settings: score_generator(m, evaluator, settings, n=EVAL_N, second=second)  # noqa: E731
     keep = lambda r: {k: r[k] for k in SWEEP_KEYS if k in r}                                        # noqa: E731

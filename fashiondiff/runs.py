@@ -1,9 +1,10 @@
 """A training run, as ``fashiondiff train <model>`` does it: recipe -> trained weights -> measured -> recorded.
 
 ``run(name, out)`` builds the model and its loss from the recipe, asks for the CPU speed-ups
-(``speed_up``), trains with ``fashiondiff.training.train``, measures the result with the recipe's report and
-writes ``record.json`` beside the weights: the command, git commit, wall time, hardware, training settings and loss
-history, and the metrics. That record is what the bundled weights ship with.
+(``speed_up``), trains with ``fashiondiff.training.train``, ends training as the recipe says (``Recipe.finish``:
+the VAE fits its latent statistics), measures the saved weights with the recipe's report and writes
+``record.json`` beside them: the command, git commit, wall time, hardware, training settings and loss history, and
+the metrics. That record is what the bundled weights ship with.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .checkpoint import save_json
+from .checkpoint import load_module, save_json, save_weights
 from .devices import init_distributed, keep_freed_memory, rank_and_world
 from .fastlinear import conv_linears_are_faster, use_conv_linears
 from .pipelines import yardsticks
@@ -60,6 +61,9 @@ def run(name: str, out: str | Path, overrides: dict | None = None, device: str =
     result = train(model, loss_fn, n, cfg, out=out, kind=name, resume=resume, progress=progress and rank == 0)
     final = result.ema if result.ema is not None else result.model
     use_conv_linears(final, False)                 # measured and saved as a plain model
+    if r.finish is not None and rank == 0:
+        r.finish(final, dev)
+        save_weights(out, final, name, final.config)
     rec = {"model": name, "command": command, "git_commit": commit, "resumed": resume,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "wall_time_s": round(result.seconds, 1), "steps": result.steps,   # of this call, if resumed
@@ -67,6 +71,9 @@ def run(name: str, out: str | Path, overrides: dict | None = None, device: str =
            "train": asdict(cfg), "options": {k: str(v) for k, v in options.items()}, "loss_history": result.history}
     if rank > 0:
         return None
-    rec["metrics"] = r.report(r, final, Path(out), lambda: yardsticks(dev)) if measure else {}
+    if measure:                                    # the weights as saved, as `fashiondiff evaluate` loads them
+        rec["metrics"] = r.report(r, load_module(r.model, out, name).to(dev), Path(out), lambda: yardsticks(dev))
+    else:
+        rec["metrics"] = {}
     save_json(Path(out) / "record.json", rec)
     return rec

@@ -7,6 +7,8 @@ Timesteps run t = 1..T; index 0 means "clean". With alpha_t = 1 - beta_t and aba
         c0 = sqrt(abar_s) (1 - a) / (1 - abar_t),  ct = sqrt(a) (1 - abar_s) / (1 - abar_t),
         var = (1 - a) (1 - abar_s) / (1 - abar_t)                                    (eq. 6-7 for s = t-1)
     SNR(t)                = abar_t / (1 - abar_t)
+    sigma(t)              = sqrt((1 - abar_t) / abar_t) = SNR^(-1/2): the noise level of x_t / sqrt(abar_t) = x_0 + sigma eps
+                            (Karras et al. 2022, sec. 2; the unit of a guidance interval, ``fashiondiff.sampling``)
     v                     = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0   (Salimans & Ho 2022, sec. 4 and app. D)
 
 ``linear``: betas from 1e-4 to 0.02, scaled by 1000/T so that T = 1000 is DDPM's schedule; for small T
@@ -54,6 +56,10 @@ class NoiseSchedule:
     def snr(self, t: torch.Tensor) -> torch.Tensor:
         """Signal-to-noise ratio abar_t / (1 - abar_t) at integer timesteps t (float64, t's shape)."""
         return self.abar[t] / (1 - self.abar[t])
+
+    def sigma(self, t: int) -> float:
+        """The noise level sqrt((1 - abar_t) / abar_t) of timestep ``t`` (0 at t = 0)."""
+        return float(((1 - self.abar[t]) / self.abar[t]).sqrt())
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Draw x_t ~ q(x_t | x_0) given standard normal ``noise``; t is (N,) int64 in 0..T (t = 0 gives x_0)."""

@@ -1,8 +1,10 @@
-"""The pixel track's denoiser: a small class-conditional diffusion transformer with linear attention.
+"""The pixel track's networks: a small class-conditional transformer with linear attention, as a diffusion
+denoiser (``TransformerDenoiser``) and as a flow (``FlowTransformer``).
 
 A 16x16 image becomes 64 tokens of 2x2 patches (``fashiondiff.patches``); three pre-norm blocks of
 linear attention and a feed-forward layer mix them; a linear layer turns each token back into its
-patch. The network predicts the clean image x_0 from a noised x_t.
+patch (``PixelTransformer``, the backbone both share). The denoiser predicts the clean image x_0 from a
+noised x_t (or the noise, or v: notebook 11); the flow predicts the velocity eps - x_0.
 
 Time and class reach every token of every block through adaptive LayerNorm with zero-initialised
 gates (adaLN-Zero, DiT: Peebles & Xie 2023, sec. 3.2): c = emb(t) + emb(y) sets a per-channel shift,
@@ -15,19 +17,19 @@ import torch
 import torch.nn as nn
 
 from .attention import Attention, LinearAttention
-from .diffusion import PREDICTIONS
+from .diffusion import DiffusionGenerator, check_prediction
 from .embeddings import ClassEmbedding, TimestepEmbedding
 from .patches import PatchEmbedding, PositionalEncoding, unpatchify
-from .schedule import NoiseSchedule
+from .sampling import SamplingConfig
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """(N, T, D) with (N, 1, D) shift and scale: x * (1 + scale) + shift."""
+    """(N, L, D) with (N, 1, D) shift and scale: x * (1 + scale) + shift."""
     return x * (1 + scale) + shift
 
 
 class AdaLNBlock(nn.Module):
-    """Pre-norm block: x + g1 * attn(adaLN(x)), then x + g2 * ff(adaLN(x)). (N, T, D), (N, D) -> (N, T, D)."""
+    """Pre-norm block: x + g1 * attn(adaLN(x)), then x + g2 * ff(adaLN(x)). (N, L, D), (N, D) -> (N, L, D)."""
 
     def __init__(self, dim: int, heads: int, ff_dim: int, attention: str = "linear"):
         super().__init__()
@@ -41,42 +43,26 @@ class AdaLNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(c)[:, None].chunk(6, dim=-1)  # 6 x (N, 1, D)
-        x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1))                  # (N, T, D)
-        x = x + gate2 * self.ff(modulate(self.norm2(x), shift2, scale2))                    # (N, T, D)
+        x = x + gate1 * self.attn(modulate(self.norm1(x), shift1, scale1))                  # (N, L, D)
+        x = x + gate2 * self.ff(modulate(self.norm2(x), shift2, scale2))                    # (N, L, D)
         return x
 
 
-class TransformerDenoiser(nn.Module):
-    """x_t (N, C, H, W), t (N,) in 1..timesteps, y (N,) in 0..n_classes -> its prediction (N, C, H, W): the clean
-    image x_0, or with ``prediction`` = "eps" / "v" the noise or the velocity (``fashiondiff.diffusion``).
+class PixelTransformer(nn.Module):
+    """The backbone: x_t (N, C, H, W), a noise time t (N,), y (N,) in 0..n_classes -> (N, C, H, W).
 
-    Label ``n_classes`` is the null label (no class), used for classifier-free guidance. ``timesteps`` and
-    ``schedule`` name the ``NoiseSchedule`` the model is trained with; they are kept in its config.
-
-    As a generator (``generation.generate``) it draws images directly: ``sample_shape`` is the image's, ``decode``
-    is the identity, and the predicted x_0 is clamped to the pixel range [-1, 1].
-    """
-    clip = 1.0                         # x_0 lies in [-1, 1]
-    samplers = ("ddpm", "ddim")
-    sample_batch_size = 64             # images per sampling batch
-
+    Label ``n_classes`` is the null label (no class), used for classifier-free guidance. t reaches the network
+    as ``time_scale`` t (``TimestepEmbedding``). The last layer starts at zero, so an untrained model outputs 0."""
 
     def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
-                 heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10, timesteps: int = 10,
-                 schedule: str = "cosine", attention: str = "linear", pos_encoding: str = "sincos",
-                 prediction: str = "x0"):
+                 heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10, attention: str = "linear",
+                 pos_encoding: str = "sincos", time_scale: float = 100.0):
         super().__init__()
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"unknown prediction {prediction!r} (allowed: {', '.join(PREDICTIONS)})")
-        self.config = dict(image_size=image_size, patch_size=patch_size, channels=channels, dim=dim, heads=heads,
-                           layers=layers, ff_dim=ff_dim, n_classes=n_classes, timesteps=timesteps,
-                           schedule=schedule, attention=attention, pos_encoding=pos_encoding, prediction=prediction)
-        self.prediction = prediction   # what the output is: diffusion_loss's target, the sampler's input
         self.n_classes, self.channels, self.image_size, self.patch_size = n_classes, channels, image_size, patch_size
         n_tokens = (image_size // patch_size) ** 2
         self.patch = PatchEmbedding(channels, dim, patch_size)
         self.pos = PositionalEncoding(n_tokens, dim, pos_encoding)
-        self.time = TimestepEmbedding(dim, scale=1000 / timesteps)
+        self.time = TimestepEmbedding(dim, scale=time_scale)
         self.label = ClassEmbedding(n_classes, dim)
         self.blocks = nn.ModuleList(AdaLNBlock(dim, heads, ff_dim, attention) for _ in range(layers))
         self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
@@ -87,16 +73,8 @@ class TransformerDenoiser(nn.Module):
             nn.init.zeros_(layer.bias)
 
     @property
-    def schedule(self) -> NoiseSchedule:
-        """The noise schedule the model is trained and sampled with."""
-        return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
-
-    @property
-    def max_steps(self) -> int:
-        return self.schedule.T
-
-    @property
     def sample_shape(self) -> tuple[int, int, int]:
+        """A pixel model's sampler draws the image itself."""
         return (self.channels, self.image_size, self.image_size)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,35 +95,60 @@ class TransformerDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not torch.compiler.is_compiling():                    # the checks read values: keep them out of graphs
             self.check(x, t, y)
-        h = self.pos(self.patch(x))                              # (N, T, D)
+        h = self.pos(self.patch(x))                              # (N, L, D): L tokens
         c = self.time(t) + self.label(y)                         # (N, D)
         for block in self.blocks:
-            h = block(h, c)                                      # (N, T, D)
+            h = block(h, c)                                      # (N, L, D)
         shift, scale = self.final_ada(c)[:, None].chunk(2, dim=-1)   # 2 x (N, 1, D)
-        h = self.out(modulate(self.final_norm(h), shift, scale))     # (N, T, C*p*p)
+        h = self.out(modulate(self.final_norm(h), shift, scale))     # (N, L, C*p*p)
         return unpatchify(h, self.patch_size, self.channels)         # (N, C, H, W)
 
 
-class FlowTransformer(TransformerDenoiser):
-    """The same backbone as a flow-matching model (``fashiondiff.flow``): x_t (N, C, H, W), continuous t (N,) in
-    [0, 1] (0 = data, 1 = noise), y (N,) -> the velocity eps - x_0 (N, C, H, W).
+class TransformerDenoiser(DiffusionGenerator, PixelTransformer):
+    """The backbone as a diffusion denoiser: t (N,) in 1..timesteps -> its prediction (N, C, H, W), the clean image
+    x_0, or with ``prediction`` = "eps" / "v" the noise or the velocity (``fashiondiff.diffusion``).
+
+    ``timesteps`` and ``schedule`` name the ``NoiseSchedule`` it is trained with; they are kept in its config. As a
+    generator (``generation.Generator``) it draws images directly, the predicted x_0 clamped to the pixel range
+    [-1, 1], with ``sampling`` as its default (without one, ancestral sampling at every timestep).
+    """
+    clip = 1.0                         # x_0 lies in [-1, 1]
+    sample_batch_size = 64             # images per sampling batch
+
+    def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
+                 heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10, timesteps: int = 10,
+                 schedule: str = "cosine", attention: str = "linear", pos_encoding: str = "sincos",
+                 prediction: str = "x0", sampling: SamplingConfig | None = None):
+        super().__init__(image_size, patch_size, channels, dim, heads, layers, ff_dim, n_classes, attention,
+                         pos_encoding, time_scale=1000 / timesteps)
+        self.config = dict(image_size=image_size, patch_size=patch_size, channels=channels, dim=dim, heads=heads,
+                           layers=layers, ff_dim=ff_dim, n_classes=n_classes, timesteps=timesteps,
+                           schedule=schedule, attention=attention, pos_encoding=pos_encoding, prediction=prediction)
+        self.prediction = check_prediction(prediction)   # what the output is: the loss's target, the sampler's input
+        self.sampling = sampling or SamplingConfig("ddpm", steps=timesteps)
+
+
+class FlowTransformer(PixelTransformer):
+    """The backbone as a flow-matching model (``fashiondiff.flow``): continuous t (N,) in [0, 1] (0 = data,
+    1 = noise) -> the velocity eps - x_0 (N, C, H, W).
 
     t reaches the network as 1000 t, the range of timesteps the diffusion models see. It is sampled by integrating
-    the ODE (euler or heun), with no noise schedule and nothing to clamp (a velocity is not a pixel).
+    the ODE (the "flow" samplers), with no noise schedule and nothing to clamp (a velocity is not a pixel);
+    ``sampling`` is its default (without one, 10 Euler steps).
     """
+    process = "flow"
     prediction = "velocity"
     clip = None
-    samplers = ("euler", "heun")
-    max_steps = 1000
     schedule = None
+    max_steps = 1000
+    sample_batch_size = 64
 
     def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
                  heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10,
-                 attention: str = "linear", pos_encoding: str = "sincos"):
-        super().__init__(image_size, patch_size, channels, dim, heads, layers, ff_dim, n_classes, timesteps=1,
-                         attention=attention, pos_encoding=pos_encoding)
+                 attention: str = "linear", pos_encoding: str = "sincos", sampling: SamplingConfig | None = None):
+        super().__init__(image_size, patch_size, channels, dim, heads, layers, ff_dim, n_classes, attention,
+                         pos_encoding, time_scale=1000)
         self.config = dict(image_size=image_size, patch_size=patch_size, channels=channels, dim=dim, heads=heads,
                            layers=layers, ff_dim=ff_dim, n_classes=n_classes, attention=attention,
                            pos_encoding=pos_encoding)
-        self.prediction = FlowTransformer.prediction
-        self.time = TimestepEmbedding(dim, scale=1000)           # t in [0, 1] -> 0..1000
+        self.sampling = sampling or SamplingConfig("euler", steps=10)

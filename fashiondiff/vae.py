@@ -178,6 +178,11 @@ class VAE(nn.Module):
             raise ValueError(f"VAE.decode expects latents of shape (N, {self.latent_channels}, 7, 7), got {tuple(z.shape)}")
         return self.decoder(self.unscale(z)).clamp(-1, 1)
 
+    @property
+    def latent_stats_fitted(self) -> bool:
+        """False while ``latent_mean`` and ``latent_scale`` are still their initial 0 and 1 (never fitted)."""
+        return not (float(self.latent_scale) == 1.0 and not self.latent_mean.any())
+
     @torch.no_grad()
     def fit_latent_stats(self, x: torch.Tensor, batch_size: int = 1000) -> None:
         """Set ``latent_mean`` (per channel) and ``latent_scale`` = 1 / std so that encoded ``x`` has

@@ -18,7 +18,7 @@ import torch
 from . import data
 from .generation import generate
 from .plotting import show_images
-from .sampling import FIXED_ETA, SamplingConfig
+from .sampling import SAMPLERS, SamplingConfig, samplers_for
 from .schedule import NoiseSchedule
 
 
@@ -92,9 +92,9 @@ class NoiseExplorer:
 
 
 class SampleExplorer:
-    """Regenerate samples of a trained generator (``generation.generate``): class, seed, steps, sampler, DDIM's eta,
-    guidance w, and where w applies (the default's interval of timesteps, plain conditional w = 1 outside it, or
-    every step).
+    """Regenerate samples of a trained generator (``generation.generate``): class, seed, steps, sampler, eta where
+    the sampler leaves it open, guidance w, and where w applies (the default's interval of noise levels sigma, plain
+    conditional w = 1 outside it, or every step).
 
     Display ``explorer.widget``; ``explorer.settings`` is the ``SamplingConfig`` the controls show,
     ``explorer.current`` holds the (n, C, H, W) samples drawn last and ``explorer.redraws`` counts the draws.
@@ -108,13 +108,13 @@ class SampleExplorer:
                                 description="class")
         self.seed = W.IntSlider(value=seed, min=0, max=99, description="seed")
         self.steps = W.IntSlider(value=opts.steps, min=1, max=model.max_steps, description="steps")
-        self.sampler = W.Dropdown(options=model.samplers, value=opts.sampler, description="sampler")
+        self.sampler = W.Dropdown(options=samplers_for(model.process), value=opts.sampler, description="sampler")
         self.eta = W.FloatSlider(value=opts.eta, min=0.0, max=1.0, step=0.25, description="eta",
-                                 disabled=opts.sampler != "ddim")             # only DDIM's noise is a choice
+                                 disabled=self._eta_fixed(opts.sampler))
         self.guidance = W.FloatSlider(value=opts.guidance, min=0.0, max=5.0, step=0.5, description="guidance")
         interval = opts.guidance_interval                    # the default's, or None (every step); w = 1 outside it
         choices = [("every step", None)] if interval is None else \
-            [(f"t = {interval[0]}..{interval[1]}", interval), ("every step", None)]
+            [("sigma {:g}..{:g}".format(*interval), interval), ("every step", None)]
         self.interval = W.Dropdown(options=choices, value=choices[0][1], description="w at")
         self.image = W.Image(format="png")
         self.widget = W.VBox([W.HBox([self.label, self.sampler]), self.seed, self.steps, self.eta,
@@ -125,18 +125,22 @@ class SampleExplorer:
         self.sampler.observe(self._change_sampler, names="value")
         self._redraw()
 
+    @staticmethod
+    def _eta_fixed(sampler: str) -> bool:
+        return SAMPLERS[sampler].fixed_eta is not None
+
     @property
     def settings(self) -> SamplingConfig:
         return SamplingConfig(self.sampler.value, self.steps.value, self.guidance.value, self.interval.value,
-                              self.eta.value if self.sampler.value == "ddim" else None)
+                              None if self._eta_fixed(self.sampler.value) else self.eta.value)
 
     def _change_sampler(self, change) -> None:
-        """Only ddim's eta is a choice: for the others show their own value (ddpm 1, euler and heun 0) and lock
-        the slider; ddim unlocks it."""
+        """A sampler whose eta is fixed (ddpm 1, euler and heun 0) shows its own value and locks the slider; one
+        whose eta is a choice (ddim) unlocks it."""
         self._busy = True
-        self.eta.disabled = change["new"] != "ddim"
-        if change["new"] != "ddim":
-            self.eta.value = FIXED_ETA[change["new"]]
+        self.eta.disabled = self._eta_fixed(change["new"])
+        if self.eta.disabled:
+            self.eta.value = SAMPLERS[change["new"]].fixed_eta
         self._busy = False
         self._redraw()
 

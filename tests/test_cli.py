@@ -33,7 +33,10 @@ def run(*args, cwd=None):
     (["train", "transformer", "--prediction", "x1", "--max-steps", "1"], "--prediction must be one of x0, eps, v"),
     (["train", "transformer", "--loss-weighting", "snr", "--max-steps", "1"], "--loss-weighting must be one of"),
     (["train", "flow", "--prediction", "eps", "--max-steps", "1"], "--prediction only applies to `train transformer`"),
-    (["generate", "transformer", "--guidance-interval", "6,1", "--out", "x.png"], "LO <= HI"),
+    (["generate", "transformer", "--guidance-interval", "6,1", "--out", "x.png"],
+     "--guidance-interval needs 0 <= lo <= hi (noise levels sigma)"),
+    (["generate", "transformer", "--guidance-interval", "0.5", "--out", "x.png"], "expected LO,HI"),
+    (["evaluate", "classifier", "--steps", "3"], "--steps applies to generators only"),
     (["generate", "latent", "--steps", "1001", "--out", "x.png"], "--steps"),
     (["generate", "latent", "--eta", "1.5", "--out", "x.png"], "--eta must be between 0 and 1"),
     (["generate", "latent", "--sampler", "ddpm", "--eta", "0.5", "--out", "x.png"], "--eta applies to the ddim sampler only"),
@@ -112,11 +115,13 @@ def test_generate_latent_npz_holds_28x28_images(tmp_path):
 
 @needs_data
 def test_evaluate_latent_json_reports_the_sampling_settings():
-    r = run("evaluate", "latent", "--n", "100", "--steps", "10", "--eta", "0.5", "--json")
+    r = run("evaluate", "latent", "--n", "100", "--steps", "10", "--eta", "0.5", "--guidance-interval", "0.5,inf",
+            "--json")
     assert r.returncode == 0, r.stderr
     scores = json.loads(r.stdout)
     assert {"fid", "real_fid", "ratio", "cond_acc", "n", "sampler", "steps", "guidance", "eta"} <= set(scores)
     assert (scores["n"], scores["steps"], scores["eta"], scores["sampler"]) == (100, 10, 0.5, "ddim")
+    assert scores["guidance"] == 3.0 and scores["guidance_interval"] == [0.5, None]     # the default's w, kept
 
 
 def test_a_vae_given_to_the_latent_generator_is_refused(tmp_path):

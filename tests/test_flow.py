@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from fashiondiff.flow import evaluations, flow_loss, interpolate, logit_normal, sample, time_grid
-from fashiondiff.generation import generate
+from fashiondiff.flow import flow_loss, interpolate, logit_normal, sample, sigma, time_grid
+from fashiondiff.generation import generate, network_calls
 from fashiondiff.sampling import SamplingConfig
 
 NULL = 10
@@ -82,7 +82,7 @@ def ode_error(sampler: str, steps: int, s: float = 0.5) -> float:
     gen = torch.Generator().manual_seed(0)
     x1 = torch.randn((64, 1, 2, 2), generator=torch.Generator().manual_seed(0))      # what sample draws first
     x0 = sample(model, torch.zeros(64, dtype=torch.long), (1, 2, 2), SamplingConfig(sampler, steps), gen)
-    assert model.calls == evaluations(SamplingConfig(sampler, steps))
+    assert model.calls == network_calls(model, SamplingConfig(sampler, steps))
     return float((x0.double() - s * x1.double()).abs().max())
 
 
@@ -113,13 +113,25 @@ def test_with_a_point_mass_the_paths_are_straight_and_one_euler_step_lands_on_th
 
 
 def test_the_grid_and_evaluations():
+    """Euler evaluates once per step, Heun twice but in the last (NFE = 2 steps - 1); guidance doubles each."""
     assert time_grid(4) == [1.0, 0.75, 0.5, 0.25, 0.0]
-    assert [evaluations(SamplingConfig("euler", k)) for k in (1, 10)] == [1, 10]
-    assert [evaluations(SamplingConfig("heun", k)) for k in (1, 5)] == [1, 9]
+    field = GaussianVelocity(0.5)
+    assert [network_calls(field, SamplingConfig("euler", k)) for k in (1, 10)] == [1, 10]
+    assert [network_calls(field, SamplingConfig("heun", k)) for k in (1, 5)] == [1, 9]
+    assert network_calls(field, SamplingConfig("heun", 5, guidance=2.0)) == 18
 
 
-def test_guidance_interval_is_read_in_thousandths_of_t():
-    """w applies where 1000 t is in lo..hi: with steps of 0.25 and interval (300, 800) at t = 0.75 and 0.5 only."""
+def test_the_noise_level_is_t_over_one_minus_t():
+    """x_t = (1 - t) x0 + t eps = (1 - t) (x0 + sigma eps) with sigma = t / (1 - t)."""
+    x0, eps = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    for t in (0.0, 0.1, 0.5, 0.9):
+        assert_close(interpolate(x0, eps, torch.full((5,), t)), (1 - t) * (x0 + sigma(t) * eps))
+    assert sigma(1.0) == math.inf
+
+
+def test_guidance_interval_is_read_in_sigma():
+    """w applies where sigma = t / (1 - t) is in lo..hi: with steps of 0.25 (sigma inf, 3, 1, 1/3) and interval
+    (0.5, 3) at t = 0.75 and 0.5 only."""
     seen = []
 
     class Spy(torch.nn.Module):
@@ -129,7 +141,7 @@ def test_guidance_interval_is_read_in_thousandths_of_t():
             seen.append((round(float(t[0]), 2), bool((y == NULL).any())))
             return torch.zeros_like(x)
 
-    sample(Spy(), torch.zeros(2, dtype=torch.long), (1, 2, 2), SamplingConfig("euler", 4, 2.0, (300, 800)),
+    sample(Spy(), torch.zeros(2, dtype=torch.long), (1, 2, 2), SamplingConfig("euler", 4, 2.0, (0.5, 3.0)),
            torch.Generator().manual_seed(0))
     assert seen == [(1.0, False), (0.75, True), (0.5, True), (0.25, False)]
 
@@ -144,12 +156,12 @@ def test_flow_model_generates_and_refuses_diffusion_samplers():
     assert SamplingConfig("ddim", 10, eta=0.5).replace(sampler="heun").eta == 0.0
 
 
-@pytest.mark.parametrize("settings", [SamplingConfig("euler", 4, 2.0, (300, 800)), SamplingConfig("heun", 4, 2.0, (300, 800)),
+@pytest.mark.parametrize("settings", [SamplingConfig("euler", 4, 2.0, (0.4, 4.0)), SamplingConfig("heun", 4, 2.0, (0.4, 4.0)),
                                       SamplingConfig("heun", 3, 1.0), SamplingConfig("euler", 5, 0.0),
-                                      SamplingConfig("ddim", 5, 2.0, (3, 7), eta=0.0), SamplingConfig("ddpm", 10, 3.0)])
+                                      SamplingConfig("ddim", 5, 2.0, (0.5, 2.0), eta=0.0), SamplingConfig("ddpm", 10, 3.0)])
 def test_network_calls_counts_what_the_samplers_do(settings):
     """Each guided evaluation runs the conditional and unconditional halves as one batch of 2N: count examples seen."""
-    from fashiondiff.generation import network_calls, sample as draw
+    from fashiondiff.sampling import SAMPLERS
     from fashiondiff.schedule import NoiseSchedule
     seen = []
 
@@ -161,5 +173,5 @@ def test_network_calls_counts_what_the_samplers_do(settings):
             seen.append(len(x))
             return torch.zeros_like(x)
 
-    draw(Counter(), torch.zeros(3, dtype=torch.long), settings, torch.Generator().manual_seed(0))
+    SAMPLERS[settings.sampler].loop(Counter(), torch.zeros(3, dtype=torch.long), settings, torch.Generator().manual_seed(0))
     assert sum(seen) == 3 * network_calls(Counter(), settings)

@@ -198,6 +198,11 @@ def test_out_of_range_settings_are_refused():
         sample(Nonlinear(), NoiseSchedule(10), torch.tensor([1]), (1, 2, 2), SamplingConfig(), prediction="velocity")
     with pytest.raises(ValueError, match="steps"):
         sample(Nonlinear(), NoiseSchedule(10), torch.tensor([1]), (1, 2, 2), SamplingConfig(steps=11))
+    with pytest.raises(ValueError, match="implements ddpm and ddim, not 'euler'"):   # a loop refuses other rows
+        sample(Nonlinear(), NoiseSchedule(10), torch.tensor([1]), (1, 2, 2), SamplingConfig("euler", 2))
+    for bad in ((-0.1, 1.0), (2.0, 1.0), ("a", 1), (1.0,)):
+        with pytest.raises(ValueError, match="guidance_interval"):
+            SamplingConfig(guidance_interval=bad)
 
 
 # --- classifier-free guidance ---------------------------------------------------------------------
@@ -276,10 +281,13 @@ def test_sampling_at_guidance_zero_is_sampling_the_unconditional_model():
 
 
 def test_guidance_interval_applies_guidance_only_inside_it():
-    """w = 3 at lo <= t <= hi (bounds included) and w = 1 elsewhere: the model sees [y, null] inside and y outside,
-    and each DDIM (eta = 0) step is x_s = a x0_hat + b x_t with x0_hat = u + w_t (c - u)."""
+    """w = 3 where lo <= sigma_t <= hi (bounds included), sigma_t = sqrt((1 - abar_t) / abar_t), and w = 1
+    elsewhere: the model sees [y, null] inside and y outside, and each DDIM (eta = 0) step is x_s = a x0_hat + b x_t
+    with x0_hat = u + w_t (c - u)."""
     s, shape, y = NoiseSchedule(1000, "linear"), (1, 2, 2), torch.tensor([2, 5])
-    settings = SamplingConfig("ddim", 10, guidance=3.0, guidance_interval=(334, 667), eta=0.0)
+    sigma = lambda t: math.sqrt((1 - float(s.abar[t])) / float(s.abar[t]))          # noqa: E731
+    middle = (sigma(334), sigma(667))                                                # of the 10 steps: 667..334
+    settings = SamplingConfig("ddim", 10, guidance=3.0, guidance_interval=middle, eta=0.0)
     model = TwoModels()
     _, xs = sample(model, s, y, shape, settings, clip=None, generator=torch.Generator().manual_seed(0), trajectory=True)
     inside = [667, 556, 445, 334]
@@ -296,7 +304,7 @@ def test_guidance_interval_applies_guidance_only_inside_it():
 
     run = lambda w, interval: sample(TwoModels(), s, y, shape, settings.replace(guidance=w,  # noqa: E731
                                      guidance_interval=interval), clip=None, generator=torch.Generator().manual_seed(0))
-    assert_close(run(3.0, (1, 1000)), run(3.0, None), rtol=0, atol=0)             # the whole range: plain guidance
-    assert_close(run(3.0, (1001, 2000)), run(1.0, None), rtol=0, atol=0)          # never inside: the conditional model
-    assert (run(3.0, (334, 667)) - run(3.0, None)).abs().max() > 1e-3
-    assert (run(3.0, (334, 667)) - run(1.0, None)).abs().max() > 1e-3
+    assert_close(run(3.0, (0, math.inf)), run(3.0, None), rtol=0, atol=0)         # the whole range: plain guidance
+    assert_close(run(3.0, (1e3, 1e4)), run(1.0, None), rtol=0, atol=0)            # never inside: the conditional model
+    assert (run(3.0, middle) - run(3.0, None)).abs().max() > 1e-3
+    assert (run(3.0, middle) - run(1.0, None)).abs().max() > 1e-3
