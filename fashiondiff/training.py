@@ -211,6 +211,7 @@ class RunState:
     noise: torch.Generator                         # loss_fn's; the global random state (dropout) is saved beside it
     step: int = 0
     history: list = field(default_factory=list)   # [(step, mean loss since the previous entry)]
+    saved_step: int | None = None                  # the step of the checkpoint on disk
 
     @property
     def to_sample(self) -> nn.Module:
@@ -229,6 +230,7 @@ class RunState:
         header = {"step": self.step, "history": self.history, **meta}
         save_tensors(folder / "state.safetensors", tensors, header)
         save_json(folder / "state.json", header)       # resuming reads the header above
+        self.saved_step = self.step
 
     def restore(self, folder: Path) -> None:
         t = load_tensors(folder / "state.safetensors")
@@ -244,7 +246,7 @@ class RunState:
         self.opt.load_state_dict(opt_state)
         torch.set_rng_state(t["rng.torch"])
         self.noise.set_state(t["rng.noise"])
-        self.step = meta["step"]
+        self.step = self.saved_step = meta["step"]
         self.history = [tuple(h) for h in meta["history"]]
 
 
@@ -318,7 +320,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
                 if writes and cfg.snapshot_every and run.step % cfg.snapshot_every == 0:
                     snapshot = Path(out) / "snapshots" / f"step_{run.step:06d}.safetensors"
                     save_tensors(snapshot, run.to_sample.state_dict())
-        if writes:
+        if writes and run.saved_step != run.step:       # unless the loop has just saved this step
             run.save(folder, meta)
         if ctrl_c.pressed or run.step < total:          # short of the end: another rank's Ctrl-C stopped this one
             raise KeyboardInterrupt(f"interrupted at step {run.step}; checkpoint saved in {folder}")

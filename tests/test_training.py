@@ -106,3 +106,22 @@ def test_checkpoint_round_trip_and_exact_resume(tmp_path):
     torch.testing.assert_close(loaded(xt, t, lab), full.ema(xt, t, lab))
     assert not list((tmp_path / "full").rglob("*.tmp"))                  # nothing half-written left behind
     assert set(load_tensors(tmp_path / "full" / "model.safetensors")) == set(full.ema.state_dict())
+
+
+@pytest.mark.parametrize("steps, saved", [(12, [6, 12]), (13, [6, 12, 13])])
+def test_each_checkpoint_is_written_once(tmp_path, monkeypatch, steps, saved):
+    import fashiondiff.training as training
+    written, save_tensors = [], training.save_tensors
+
+    def counting(path, tensors, meta=None):
+        if path.name == "state.safetensors":
+            written.append(meta["step"])
+        save_tensors(path, tensors, meta)
+    monkeypatch.setattr(training, "save_tensors", counting)
+    data = torch.randn(64, 8)
+
+    def loss_fn(model, idx, gen):
+        return (model(data[idx]) - data[idx]).square().mean()
+    cfg = TrainConfig(max_steps=steps, batch_size=16, warmup_steps=1, checkpoint_every=6)
+    train(nn.Linear(8, 8), loss_fn, len(data), cfg, out=tmp_path, progress=False)
+    assert written == saved                              # the last step of a 12-step run is saved by the loop only
