@@ -3,17 +3,19 @@
 ``train(model, loss_fn, n_examples, cfg)`` runs AdamW with a learning-rate schedule, gradient clipping,
 an exponential moving average (EMA) of the weights, a tqdm bar with the loss, and periodic checkpoints
 that ``resume`` continues from. The model-specific part is ``loss_fn(model, idx, generator)``: it gets
-the indices of one batch into the caller's in-memory data and a seeded generator for any noise.
+the indices of one batch into the caller's in-memory data (int64, shape (batch_size,)) and a seeded generator for
+any noise.
 
-A checkpoint (``out/checkpoint/state.safetensors``) holds the weights, the EMA, the optimizer moments, the
-random states and, in its header, the step and loss history, so a resumed run continues exactly where the
+A checkpoint (``out/checkpoint/state.safetensors``) holds a ``RunState``: the weights, the EMA, the optimizer moments,
+the random states and, in its header, the step and loss history, so a resumed run continues exactly where the
 saved one stood. It is written atomically (temporary file, fsync, rename: ``fashiondiff.checkpoint``), so a
 crash at any moment leaves the previous checkpoint intact; ``state.json`` beside it is a readable copy of the header.
+Ctrl-C (``CtrlC``) lets the current step finish, saves a checkpoint and then raises KeyboardInterrupt.
 
 Several processes (``torchrun --nproc_per_node N -m fashiondiff train ...``): ``devices.init_distributed`` joins
 the process group (gloo on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, every rank takes
-its 1/N share of each global batch (so the batch size stays as configured), gradients are averaged across ranks,
-and only rank 0 writes checkpoints, snapshots, weights and the progress bar.
+its 1/N share of each global batch (so the batch size stays as configured; ``idx`` has shape (batch_size / N,)),
+gradients are averaged across ranks, and only rank 0 writes checkpoints, snapshots, weights and the progress bar.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -135,145 +137,195 @@ class TrainResult:
     history: list = field(default_factory=list)   # [(step, mean loss since the previous entry)]
 
 
-def _state(model, ema, opt, step, gen, history) -> tuple[dict, dict]:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    if ema is not None:
-        tensors.update({f"ema.{k}": v for k, v in ema.model.state_dict().items()})
-    opt_state = opt.state_dict()
-    for i, s in opt_state["state"].items():
-        tensors.update({f"optim.{i}.{k}": torch.as_tensor(v) for k, v in s.items()})
-    tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.noise"] = gen.get_state()
-    return tensors, {"step": step, "history": history}
+# The seeds of train()'s random streams, all derived from cfg.seed; they differ because the streams' roles differ:
+# - torch's global random state inside train() (dropout, anything loss_fn draws from it) takes cfg.seed itself;
+# - loss_fn's noise generator starts NOISE_SEED_OFFSET further on, and RANK_NOISE_STRIDE (a prime) further per rank:
+#   each rank draws noise for other examples, so its noise must differ; the checkpoint stores this generator's state;
+# - epoch e's data order is seeded with cfg.seed * ORDER_SEED_STRIDE + e: one permutation for all ranks (each takes its
+#   slice of the same global batch) that depends on (seed, epoch) alone, so a resumed run recomputes it; the stride, a
+#   prime above any epoch count, keeps one seed's epochs from taking the next seed's orders.
+NOISE_SEED_OFFSET = 1
+RANK_NOISE_STRIDE = 7919
+ORDER_SEED_STRIDE = 100_003
 
 
-def _restore(folder: Path, model, ema, opt, gen) -> tuple[int, list]:
-    t = load_tensors(folder / "state.safetensors")
-    meta = load_meta(folder / "state.safetensors") or load_json(folder / "state.json")  # a header without meta
-    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-    if ema is not None:
-        ema.model.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
-    opt_state = opt.state_dict()
-    for key, v in t.items():
-        if key.startswith("optim."):
-            _, i, name = key.split(".", 2)
-            opt_state["state"].setdefault(int(i), {})[name] = v
-    opt.load_state_dict(opt_state)
-    torch.set_rng_state(t["rng.torch"])
-    gen.set_state(t["rng.noise"])
-    return meta["step"], [tuple(h) for h in meta["history"]]
+def _noise_seed(cfg: TrainConfig, rank: int) -> int:
+    return cfg.seed + NOISE_SEED_OFFSET + RANK_NOISE_STRIDE * rank
+
+
+def _batches(n_examples: int, cfg: TrainConfig, step: int, rank: int, world: int) -> Iterator[torch.Tensor]:
+    """This rank's share of each global batch from ``step`` on: int64 indices, shape (batch_size / world,).
+
+    An epoch is ``n_examples // batch_size`` batches of one permutation; the examples left over are skipped that epoch.
+    """
+    per_epoch = n_examples // cfg.batch_size
+    epoch, first = divmod(step, per_epoch)
+    while True:
+        seed = cfg.seed * ORDER_SEED_STRIDE + epoch
+        order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(seed))
+        for b in range(first, per_epoch):
+            yield order[b * cfg.batch_size:(b + 1) * cfg.batch_size][rank::world]
+        epoch, first = epoch + 1, 0
+
+
+def _all_reduce(x: float, **kw) -> float:
+    """``x`` summed over the ranks (or reduced by ``op=``); every rank must call this at the same point."""
+    t = torch.tensor([x])
+    dist.all_reduce(t, **kw)
+    return t.item()
+
+
+class CtrlC:
+    """``with CtrlC() as ctrl_c:`` a Ctrl-C (SIGINT) inside the block sets ``ctrl_c.pressed`` instead of raising
+    KeyboardInterrupt, so that the loop can finish its step, save a checkpoint and stop. A SIGINT handler other than
+    Python's default (the caller's own, or SIG_IGN in a background job) is left in place."""
+
+    def __enter__(self) -> CtrlC:
+        self.pressed = False
+        self.takes_over = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if self.takes_over:
+            signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def _press(self, signum, frame) -> None:
+        self.pressed = True
+
+    def __exit__(self, *exc) -> None:
+        if self.takes_over:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def pressed_on_any_rank(self, world: int) -> bool:
+        """Ctrl-C reaches each rank at its own moment; all must stop after the same step."""
+        if world == 1:
+            return self.pressed
+        return _all_reduce(float(self.pressed), op=dist.ReduceOp.MAX) > 0
+
+
+@dataclass
+class RunState:
+    """What a checkpoint holds and ``resume`` restores: with it a resumed run takes exactly the steps the saved one
+    would have taken (the data order needs no state, see ``_batches``)."""
+    model: nn.Module
+    ema: EMA | None
+    opt: torch.optim.Optimizer
+    noise: torch.Generator                         # loss_fn's; the global random state (dropout) is saved beside it
+    step: int = 0
+    history: list = field(default_factory=list)   # [(step, mean loss since the previous entry)]
+    saved_step: int | None = None                  # the step of the checkpoint on disk
+
+    @property
+    def to_sample(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+    def save(self, folder: Path, meta: dict) -> None:
+        """Write ``folder/state.safetensors`` (the tensors; step, history and ``meta`` in its header) and its
+        header's readable copy ``folder/state.json``."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.model.state_dict().items()})
+        for i, s in self.opt.state_dict()["state"].items():
+            tensors.update({f"optim.{i}.{k}": torch.as_tensor(v) for k, v in s.items()})
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.noise"] = self.noise.get_state()
+        header = {"step": self.step, "history": self.history, **meta}
+        save_tensors(folder / "state.safetensors", tensors, header)
+        save_json(folder / "state.json", header)       # resuming reads the header above
+        self.saved_step = self.step
+
+    def restore(self, folder: Path) -> None:
+        t = load_tensors(folder / "state.safetensors")
+        meta = load_meta(folder / "state.safetensors") or load_json(folder / "state.json")  # a header without meta
+        self.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+        if self.ema is not None:
+            self.ema.model.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+        opt_state = self.opt.state_dict()
+        for key, v in t.items():
+            if key.startswith("optim."):
+                _, i, name = key.split(".", 2)
+                opt_state["state"].setdefault(int(i), {})[name] = v
+        self.opt.load_state_dict(opt_state)
+        torch.set_rng_state(t["rng.torch"])
+        self.noise.set_state(t["rng.noise"])
+        self.step = self.saved_step = meta["step"]
+        self.history = [tuple(h) for h in meta["history"]]
 
 
 def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig, out: str | Path | None = None,
           kind: str = "model", resume: bool = False, progress: bool = True) -> TrainResult:
     """Train ``model`` on ``n_examples`` in-memory examples; see the module docstring.
 
-    ``loss_fn(model, idx, generator) -> scalar loss``, with ``idx`` an int64 tensor of batch indices.
+    ``loss_fn(model, idx, generator) -> scalar loss``, with ``idx`` the int64 indices of this process's share of one
+    batch, shape (batch_size / processes,).
     It trains ``model``'s parameters in place and touches nothing else of the caller's: the global random state is
     seeded with ``cfg.seed`` inside and restored on return, and speed-ups (``fastlinear.use_conv_linears``,
     ``devices.keep_freed_memory``) are the caller's to ask for.
     With ``out`` set, checkpoints go to ``out/checkpoint`` every ``cfg.checkpoint_every`` steps and at the
     end, and the weights to sample with (EMA if kept) plus their config to ``out``.
     """
+    from tqdm.auto import tqdm
+
     total = cfg.total_steps(n_examples)
-    steps_per_epoch = n_examples // cfg.batch_size
-    if steps_per_epoch < 1:
+    if n_examples < cfg.batch_size:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the data ({n_examples} examples)")
     rank, world = rank_and_world()
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({world})")
+    folder = Path(out) / "checkpoint" if out else None
+    writes = folder is not None and rank == 0            # only rank 0 writes files
+    meta = {"kind": kind, "train": asdict(cfg), "model_config": getattr(model, "config", {})}
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
         torch.manual_seed(cfg.seed)                      # dropout draws the same on every rank and every run
-        return _train(model, loss_fn, n_examples, cfg, total, steps_per_epoch, out, kind, resume, progress)
-
-
-def _train(model, loss_fn, n_examples, cfg, total, steps_per_epoch, out, kind, resume, progress) -> TrainResult:
-    from tqdm.auto import tqdm
-
-    rank, world = rank_and_world()
-    gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * rank)     # each rank its own noise
-    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999))
-    ckpt = Path(out) / "checkpoint" if out else None
-    step, history = 0, []
-    if resume:
-        if ckpt is None or not (ckpt / "state.safetensors").is_file():
-            raise ValueError(f"--resume: no checkpoint in {ckpt}")
-        if rank == 0:
-            remove_stale_temporaries(ckpt)               # left by a run that was killed while writing
-        step, history = _restore(ckpt, model, ema, opt, gen)
-        if rank:                                         # the checkpoint holds rank 0's noise generator
-            gen.manual_seed(cfg.seed + 1 + 7919 * rank + step)
-
-    def save():
-        if ckpt is not None and rank == 0:
-            tensors, meta = _state(model, ema, opt, step, gen, history)
-            meta.update(kind=kind, train=asdict(cfg), model_config=getattr(model, "config", {}))
-            save_tensors(ckpt / "state.safetensors", tensors, meta)
-            save_json(ckpt / "state.json", meta)           # a readable copy; resuming reads the header above
-
-    interrupted = []
-    old_handler = signal.getsignal(signal.SIGINT)
-    if old_handler is signal.default_int_handler:        # Ctrl-C: finish the step, save, stop
-        signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-    net = DDP(model) if world > 1 else model            # averages the gradients across ranks
-    forward = torch.compile(net) if cfg.compile else net      # same parameters, fused kernels
-    model.train()
-    start, run_loss, run_n = time.time(), 0.0, 0
-    bar = tqdm(total=total, initial=step, disable=not progress or rank > 0, desc=f"train {kind}", dynamic_ncols=True)
-
-    def stop_requested() -> bool:                        # Ctrl-C reaches every rank: agree on when to stop
-        if world == 1:
-            return bool(interrupted)
-        flag = torch.tensor([float(bool(interrupted))])
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    try:
-        while step < total and not stop_requested():
-            epoch, offset = divmod(step, steps_per_epoch)
-            order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-            for b in range(offset, steps_per_epoch):
-                if step >= total or stop_requested():
-                    break
-                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size][rank::world]    # this rank's share
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * lr_factor(step, total, cfg)
-                loss = loss_fn(forward, idx, gen)
-                opt.zero_grad(set_to_none=True)
+        run = RunState(model, EMA(model, cfg.ema_decay) if cfg.ema_decay else None,
+                       torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999)),
+                       torch.Generator().manual_seed(_noise_seed(cfg, rank)))
+        if resume:
+            if folder is None or not (folder / "state.safetensors").is_file():
+                raise ValueError(f"--resume: no checkpoint in {folder}")
+            if rank == 0:
+                remove_stale_temporaries(folder)         # left by a run that was killed while writing
+            run.restore(folder)
+            if rank:                                     # the checkpoint holds rank 0's noise generator
+                run.noise.manual_seed(_noise_seed(cfg, rank) + run.step)
+        net = DDP(model) if world > 1 else model        # averages the gradients across ranks
+        forward = torch.compile(net) if cfg.compile else net      # same parameters, fused kernels
+        batches = _batches(n_examples, cfg, run.step, rank, world)
+        model.train()
+        start, run_loss, run_n = time.time(), 0.0, 0
+        with CtrlC() as ctrl_c, tqdm(total=total, initial=run.step, disable=not progress or rank > 0,
+                                     desc=f"train {kind}", dynamic_ncols=True) as bar:
+            while run.step < total and not ctrl_c.pressed_on_any_rank(world):
+                for g in run.opt.param_groups:
+                    g["lr"] = cfg.lr * lr_factor(run.step, total, cfg)
+                loss = loss_fn(forward, next(batches), run.noise)
+                run.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                if ema is not None:
-                    ema.update(model, step)                 # warm-up: no memory of the initial weights
-                step += 1
+                run.opt.step()
+                if run.ema is not None:
+                    run.ema.update(model, run.step)      # warm-up: no memory of the initial weights
+                run.step += 1
                 run_loss, run_n = run_loss + loss.item(), run_n + 1
-                if step % cfg.log_every == 0 or step == total:
+                if run.step % cfg.log_every == 0 or run.step == total:
                     if world > 1:                        # the mean over all ranks, i.e. over the global batch
-                        mean = torch.tensor([run_loss])
-                        dist.all_reduce(mean)
-                        run_loss = mean.item() / world
-                    history.append((step, run_loss / run_n))
-                    bar.set_postfix(loss=f"{run_loss / run_n:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+                        run_loss = _all_reduce(run_loss) / world
+                    run.history.append((run.step, run_loss / run_n))
+                    bar.set_postfix(loss=f"{run_loss / run_n:.4f}", lr=f"{run.opt.param_groups[0]['lr']:.2e}")
                     run_loss, run_n = 0.0, 0
                 bar.update(1)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    save()
-                if out is not None and rank == 0 and cfg.snapshot_every and step % cfg.snapshot_every == 0:
-                    snap = ema.model if ema is not None else model
-                    save_tensors(Path(out) / "snapshots" / f"step_{step:06d}.safetensors", snap.state_dict())
-    finally:
-        bar.close()
-        if old_handler is signal.default_int_handler:
-            signal.signal(signal.SIGINT, old_handler)
-    save()
-    if interrupted or (world > 1 and step < total):
-        raise KeyboardInterrupt(f"interrupted at step {step}; checkpoint saved in {ckpt}")
-    final = ema.model if ema is not None else model
-    if out is not None and rank == 0:
-        save_weights(out, final, kind, getattr(model, "config", {}))
+                if writes and cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0:
+                    run.save(folder, meta)
+                if writes and cfg.snapshot_every and run.step % cfg.snapshot_every == 0:
+                    snapshot = Path(out) / "snapshots" / f"step_{run.step:06d}.safetensors"
+                    save_tensors(snapshot, run.to_sample.state_dict())
+        if writes and run.saved_step != run.step:       # unless the loop has just saved this step
+            run.save(folder, meta)
+        if ctrl_c.pressed or run.step < total:          # short of the end: another rank's Ctrl-C stopped this one
+            raise KeyboardInterrupt(f"interrupted at step {run.step}; checkpoint saved in {folder}")
+        if writes:
+            save_weights(out, run.to_sample, kind, meta["model_config"])
     model.eval()
-    return TrainResult(model, ema.model if ema else None, step, time.time() - start, history)
+    ema = run.ema.model if run.ema is not None else None
+    return TrainResult(model, ema, run.step, time.time() - start, run.history)
