@@ -89,9 +89,10 @@ def test_compiled_conv_linear_matches_eager():
     torch.testing.assert_close(cgx, gx)
 
 
-def test_train_leaves_the_callers_layers_and_random_state_alone_and_the_run_switches_them():
+def test_train_leaves_the_callers_layers_and_random_state_alone_and_the_run_switches_them(monkeypatch):
     """train() changes the parameters only; the training command's speed_up() is what switches the layers."""
     from fashiondiff.devices import pick_device
+    import fashiondiff.runs as runs
     from fashiondiff.runs import speed_up
     assert not conv_linears_are_faster("cuda") and not conv_linears_are_faster("meta")
     data = torch.randn(64, 8)
@@ -107,8 +108,12 @@ def test_train_leaves_the_callers_layers_and_random_state_alone_and_the_run_swit
     assert type(model[0]) is nn.Linear and type(res.ema[2]) is nn.Linear
     assert torch.equal(torch.get_rng_state(), state)                  # the caller's random stream goes on as before
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    speed_up(model, pick_device("cpu"))
-    assert isinstance(model[0], ConvLinear) == conv_linears_are_faster("cpu")
+    outputs = model(data)
+    for faster in (True, False):                                      # what the processor check says, both ways
+        monkeypatch.setattr(runs, "conv_linears_are_faster", lambda device: faster)
+        speed_up(model, pick_device("cpu"))
+        assert [type(model[i]) for i in (0, 2)] == [ConvLinear if faster else nn.Linear] * 2
+        torch.testing.assert_close(model(data), outputs)              # the same function either way
 
 
 def test_the_custom_operators_pass_torch_opcheck():
@@ -118,6 +123,17 @@ def test_the_custom_operators_pass_torch_opcheck():
     for bias in (torch.randn(6), None):
         torch.library.opcheck(_conv1x1, (image, torch.randn(6, 8), bias))
     torch.library.opcheck(_conv1x1_backward, (grad, image, torch.randn(6, 8)))
+
+
+@pytest.mark.parametrize("machine,capability,mkldnn,faster", [
+    ("x86_64", "AVX512", True, True), ("AMD64", "AVX512_BF16", True, True), ("x86_64", "AVX2", True, False),
+    ("x86_64", "AVX512", False, False), ("aarch64", "NO AVX", True, False)])
+def test_conv_linears_are_faster_on_an_x86_cpu_with_avx512_and_onednn_only(monkeypatch, machine, capability, mkldnn,
+                                                                            faster):
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: mkldnn)
+    assert conv_linears_are_faster("cpu") is faster and conv_linears_are_faster(torch.device("cpu")) is faster
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")

@@ -1,4 +1,6 @@
 """The latent track: the VAE, the UNet and its cross-attention, DDIM with eta, guidance, and the bundled pipeline."""
+import math
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -58,15 +60,26 @@ def test_kl_is_the_expected_log_ratio_on_samples():
     assert abs(float(mc - kl_divergence(mean, logvar))) < 0.01
 
 
-def test_fitted_latent_scale_gives_unit_variance():
-    torch.manual_seed(0)
+class KnownPosterior(torch.nn.Module):
+    """An encoder whose posterior is known: mean c_k + 1.5 u in channel k, u a pixel of the (standard normal) image
+    (every 4th row and column: 7 x 7), and variance 4. A posterior sample in channel k then has mean c_k and, about
+    that mean, variance 1.5^2 + 4 = 6.25 (2.25 of it from the means, 4 from the sampling)."""
+    c = torch.tensor([3.0, -2.0, 0.5, 1.0])
+
+    def forward(self, x):                                                  # (N, 1, 28, 28) -> (N, 2 C, 7, 7)
+        mean = self.c[:, None, None] + 1.5 * x[:, :, ::4, ::4]             # (N, C, 7, 7)
+        return torch.cat([mean, torch.full_like(mean, math.log(4.0))], dim=1)
+
+
+def test_fitted_latent_stats_are_the_posterior_samples_mean_and_inverse_std():
     vae = VAE(**SMALL_VAE).eval()
-    x = torch.rand(300, 1, 28, 28) * 2 - 1
-    vae.fit_latent_stats(x[:200])
-    z = vae.encode(x[200:], sample=True, generator=torch.Generator().manual_seed(5))   # a batch it has not seen
-    assert abs(float(z.std()) - 1) < 0.1
-    assert z.mean(dim=(0, 2, 3)).abs().max() < 0.15
-    assert float(vae.latent_scale) != 1.0
+    vae.encoder = KnownPosterior()
+    x = torch.randn(1200, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    vae.fit_latent_stats(x[:1000])
+    assert_close(vae.latent_mean, KnownPosterior.c, atol=0.05, rtol=0)     # 4 standard errors (0.011)
+    assert float(vae.latent_scale) == pytest.approx(1 / 6.25 ** 0.5, abs=0.005)    # 1 / 2.5; s.e. 0.0007
+    z = vae.encode(x[1000:], sample=True, generator=torch.Generator().manual_seed(5))  # a batch it has not seen
+    assert abs(float(z.std()) - 1) < 0.05 and z.mean(dim=(0, 2, 3)).abs().max() < 0.05
 
 
 def test_cross_attention_depends_on_the_query_and_on_the_context():

@@ -92,7 +92,27 @@ def test_attention_is_permutation_equivariant():
 def test_abar_is_monotone_and_starts_at_one(T, kind):
     s = NoiseSchedule(T, kind)
     assert s.abar[0] == 1 and (s.abar[1:] < s.abar[:-1]).all() and (s.abar > 0).all()
-    assert torch.allclose(s.abar, torch.cumprod(1 - s.betas, 0))
+
+
+@pytest.mark.parametrize("T", [10, 1000])
+def test_cosine_abar_is_its_closed_form_and_the_last_step_is_clipped(T):
+    """abar_t = f(t) / f(0), f(t) = cos^2(((t/T + s) / (1 + s)) pi/2), s = 0.008 (Nichol & Dhariwal 2021, eq. 17), for
+    t < T; at t = T, f(T) = 0 makes beta_T = 1, clipped to 0.999: abar_T = abar_{T-1} / 1000."""
+    def f(t):
+        return math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2
+    expected = [f(t) / f(0) for t in range(T)] + [f(T - 1) / f(0) / 1000]
+    assert_close(NoiseSchedule(T, "cosine").abar, torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("T", [10, 1000])
+def test_linear_abar_is_the_product_of_ddpm_alphas(T):
+    """beta_t = (1e-4 + (t - 1) (0.02 - 1e-4) / (T - 1)) 1000 / T, clipped at 0.999, and abar_t = prod_{s<=t} (1 - beta_s);
+    at T = 1000 (DDPM's schedule) abar_T = 4.036e-5, as in DDPM's reference code."""
+    betas = [min(0.999, (1e-4 + (t - 1) * (0.02 - 1e-4) / (T - 1)) * 1000 / T) for t in range(1, T + 1)]
+    expected = [math.prod(1 - b for b in betas[:t]) for t in range(T + 1)]
+    assert_close(NoiseSchedule(T, "linear").abar, torch.tensor(expected, dtype=torch.float64), rtol=1e-9, atol=0)
+    if T == 1000:
+        assert float(NoiseSchedule(T, "linear").abar[T]) == pytest.approx(4.0358e-5, rel=1e-4)
 
 
 def test_cosine_reaches_noise_and_linear_ddpm_values():

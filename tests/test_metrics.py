@@ -1,5 +1,6 @@
-"""KID against its closed form on Gaussian features, precision/recall on sets with known answers, and the keys
-``Evaluator.score`` reports (with a small untrained classifier and fake images: no data set needed)."""
+"""KID against its closed form on Gaussian features, precision/recall on sets with known answers, and what
+``Evaluator.score`` and ``score_images`` report against the same measures computed by hand from the features (with
+small untrained classifiers and fake images: no data set needed)."""
 import pytest
 import torch
 
@@ -132,9 +133,14 @@ def test_knn_radius_excludes_the_point_itself():
         knn_radii(points[:3], k=3)
 
 
-def test_precision_recall_of_identical_sets_is_one_one():
-    x, _ = gaussians(500, SHIFT, seed=4)
-    assert precision_recall(x, x.clone()) == (1.0, 1.0)
+def test_precision_recall_on_points_on_a_line_by_hand():
+    """k = 1 on a line. Real 0, 1, 3, 7 have radii 1, 1, 2, 4; fake 0.5, 1.5, 11, 12, 30 have radii 1, 1, 1, 1, 18.
+    Precision: 0.5 (from 0) and 1.5 (from 1) are inside, 11 is on the edge of 7's ball (4 away: inside, the balls
+    are closed), 12 and 30 are outside: 3/5. Recall: 0 and 1 are inside (0.5 away), 3 and 7 are not (no ball of radius 1
+    reaches them, and 30's, of radius 18, is 27 and 23 away): 2/4."""
+    real = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    fake = torch.tensor([[0.5], [1.5], [11.0], [12.0], [30.0]])
+    assert precision_recall(real, fake, k=1) == (3 / 5, 2 / 4)
 
 
 def test_mode_collapse_has_high_precision_and_low_recall():
@@ -165,39 +171,81 @@ def test_precision_recall_does_not_depend_on_the_chunk_size():
     assert precision_recall(real, fake, real_radii=knn_radii(real)) == precision_recall(real, fake)
 
 
-@pytest.fixture
-def fake_evaluator(monkeypatch):
-    """An Evaluator with an untrained small classifier and random 'test'/'train' sets: no data set needed."""
-    from fashiondiff.classifier import FashionClassifier
+N_FAKE = 60          # fake reference and training sets as large as the samples: KID's subsets are then whole sets
 
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    """Random 'test' and 'train' sets of N_FAKE images each in place of Fashion-MNIST: no data set needed."""
     def fake_load(split="train", size=28, *args, **kwargs):
         g = torch.Generator().manual_seed({"test": 0, "train": 1}[split])
-        n = {"test": 300, "train": 400}[split]
-        return torch.rand(n, 1, size, size, generator=g) * 2 - 1, torch.arange(n) % 10
+        return torch.rand(N_FAKE, 1, size, size, generator=g) * 2 - 1, torch.arange(N_FAKE) % 10
     monkeypatch.setattr(metrics, "load", fake_load)
-    torch.manual_seed(0)
+
+
+def small_evaluator(seed: int = 0) -> metrics.Evaluator:
+    """An Evaluator with an untrained small classifier (16 features), on the fake sets."""
+    from fashiondiff.classifier import FashionClassifier
+    torch.manual_seed(seed)
     return metrics.Evaluator(FashionClassifier(width=4, feature_dim=16), resolution=28, batch_size=128)
 
 
-def test_score_reports_kid_and_precision_recall(fake_evaluator, monkeypatch):
+@pytest.fixture
+def fake_evaluator(fake_data):
+    return small_evaluator()
+
+
+def scores_by_hand(evaluator: metrics.Evaluator, x: torch.Tensor, k: int = 3) -> dict:
+    """What ``score`` must report for samples x when samples, reference and training set all have N_FAKE images,
+    computed from the features without the package's metric functions: FID with tr (S_1 S_2)^(1/2) from the
+    eigenvalues of the (non-symmetric) product S_1 S_2; KID as the unbiased MMD^2 of the whole sets (every subset
+    of N_FAKE rows out of N_FAKE is the whole set, so the subsets' spread is 0); precision and recall from sorted
+    distance matrices."""
+    ref = evaluator.ref_features.double()
+    fake = evaluator.features(x).double()
+    real = evaluator.features(metrics.load("train")[0]).double()               # all of it, in any order
+
+    def fid(a, b):
+        sa, sb = torch.cov(a.T), torch.cov(b.T)
+        root_eigenvalues = torch.linalg.eigvals(sa @ sb).real.clamp(min=0).sqrt()
+        return float((a.mean(0) - b.mean(0)).square().sum() + sa.trace() + sb.trace() - 2 * root_eigenvalues.sum())
+
+    def cubic(a, b):
+        return (a @ b.T / a.shape[1] + 1) ** 3
+
+    def mmd2(a, b):
+        def off_diagonal_mean(kernel):
+            return (kernel.sum() - kernel.trace()) / (len(kernel) * (len(kernel) - 1))
+        return float(off_diagonal_mean(cubic(a, a)) + off_diagonal_mean(cubic(b, b)) - 2 * cubic(a, b).mean())
+
+    def radii(a):                                                              # column 0 is the point itself
+        return torch.cdist(a, a).sort(dim=1).values[:, k]
+
+    d = torch.cdist(ref, fake)                                                 # (N_ref, N_fake)
+    return {"fid": fid(fake, ref), "real_fid": fid(real, ref), "ratio": fid(fake, ref) / fid(real, ref),
+            "kid": 1e3 * mmd2(fake, ref), "kid_std": 0.0, "real_kid": 1e3 * mmd2(real, ref),
+            "precision": float((d <= radii(ref)[:, None]).any(0).double().mean()),
+            "recall": float((d <= radii(fake)[None]).any(1).double().mean())}
+
+
+def samples(n: int, seed: int) -> torch.Tensor:
+    """n random images in [-0.9, 1], a little lighter than the fake data sets: partly inside their manifold."""
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * 1.9 - 0.9
+
+
+def test_score_reports_fid_kid_and_precision_recall_by_hand(fake_evaluator, monkeypatch):
+    x = samples(N_FAKE, seed=2)
+    expected = scores_by_hand(fake_evaluator, x)
     calls = []
     features = fake_evaluator.features
     monkeypatch.setattr(fake_evaluator, "features", lambda x: calls.append(len(x)) or features(x))
-    x = torch.rand(60, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
-    scores = fake_evaluator.score(x, torch.arange(60) % 10, seed=3)
-    assert calls == [60, 60], "the samples' and the training images' features, once each"
+    scores = fake_evaluator.score(x, torch.arange(N_FAKE) % 10, seed=3)
+    assert calls == [N_FAKE, N_FAKE], "the samples' and the training images' features, once each"
     assert {"fid", "real_fid", "ratio", "kid", "kid_std", "real_kid", "precision", "recall", "cond_acc",
             "n"} <= set(scores)
-    assert fake_evaluator.ref_features.shape == (300, 16)
-    real = fake_evaluator.real_features(60, seed=3)
-    assert scores["real_fid"] == pytest.approx(fake_evaluator.real_fid(60, seed=3))
-    assert scores["kid"] == pytest.approx(1e3 * kid(features(x), fake_evaluator.ref_features,
-                                                    generator=torch.Generator().manual_seed(3))[0])
-    assert scores["real_kid"] == pytest.approx(1e3 * kid(real, fake_evaluator.ref_features,
-                                                         generator=torch.Generator().manual_seed(3))[0])
-    assert (scores["precision"], scores["recall"]) == precision_recall(fake_evaluator.ref_features, features(x))
-    assert scores["kid_std"] > 0 and 0 <= scores["precision"] <= 1 and 0 <= scores["recall"] <= 1
-    assert fake_evaluator.score(x, torch.arange(60) % 10, seed=3) == scores                  # reproducible
+    assert fake_evaluator.ref_features.shape == (N_FAKE, 16)
+    assert {key: scores[key] for key in expected} == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert fake_evaluator.score(x, torch.arange(N_FAKE) % 10, seed=3) == scores                  # reproducible
 
 
 def test_score_works_down_to_two_samples(fake_evaluator):
@@ -239,13 +287,24 @@ def test_pixel_stats_count_black_pixels_and_blur_lowers_sharpness():
     assert pixel_stats(torch.full((2, 1, 8, 8), 0.3))["sharpness"] == 0                  # flat: no edges
 
 
-@needs_data
-def test_score_images_reports_the_second_yardstick_and_pixels_next_to_real_images(evaluator):
-    from fashiondiff.data import load
+def test_score_images_reports_the_second_yardstick_in_its_own_features(fake_data):
     from fashiondiff.metrics import SECOND_KEYS, score_images
-    x, y = load("train", 28)
-    scores = score_images(x[:200], y[:200], evaluator, second=evaluator, seed=2)
+    first, second = small_evaluator(seed=0), small_evaluator(seed=1)               # two different classifiers
+    x = samples(N_FAKE, seed=2)
+    scores = score_images(x, torch.arange(N_FAKE) % 10, first, second=second, seed=3)
     assert set(scores["second"]) == set(SECOND_KEYS)
-    assert scores["second"]["kid"] == pytest.approx(scores["kid"])            # the same yardstick twice agrees
+    for evaluator, reported in ((first, scores), (second, scores["second"])):
+        expected = scores_by_hand(evaluator, x)
+        assert {key: reported[key] for key in SECOND_KEYS if key in expected} == pytest.approx(
+            {key: expected[key] for key in SECOND_KEYS if key in expected}, rel=1e-6, abs=1e-9)
+    assert scores["second"]["kid"] != pytest.approx(scores["kid"], rel=0.01)       # the test can tell them apart
+
+
+@needs_data
+def test_score_images_reports_pixels_next_to_real_images(evaluator):
+    from fashiondiff.data import load
+    from fashiondiff.metrics import score_images
+    x, y = load("train", 28)
+    scores = score_images(x[:200], y[:200], evaluator, seed=2)
     assert scores["pixels"]["black_share"] == pytest.approx(scores["real_pixels"]["black_share"], abs=0.05)
-    assert "second" not in score_images(x[:50], y[:50], evaluator)
+    assert "second" not in scores

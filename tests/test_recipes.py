@@ -1,6 +1,6 @@
-"""The recipes reproduce what is bundled: `fashiondiff train NAME` with no training flags has each bundled model's
-training settings, model config and default sampling; the VAE's training ends with fitted latent statistics, which
-the latent model's training requires."""
+"""The recipes (fashiondiff.recipes) reproduce what is bundled: `fashiondiff train NAME` with no training flags has
+each bundled model's training settings, model config and default sampling; the VAE's training ends with fitted latent
+statistics, which the latent model's training requires; and the recipes' helpers."""
 import json
 from dataclasses import asdict
 
@@ -73,3 +73,18 @@ def test_training_the_vae_ends_with_fitted_latent_statistics_and_latent_refuses_
     r = RECIPES["latent"]
     with pytest.raises(ValueError, match="no fitted latent statistics"):
         r.setup(r, torch.device("cpu"), vae_weights=tmp_path / "unfitted")
+
+
+def test_random_shifts_move_each_image_by_whole_pixels_and_fill_with_black():
+    from fashiondiff.recipes import shift
+    x = torch.rand(64, 1, 6, 6) * 2 - 1
+    out = shift(x, 2, torch.Generator().manual_seed(0))
+    seen = set()
+    for a, b in zip(x, out):
+        padded = torch.nn.functional.pad(a, (2, 2, 2, 2), value=-1.0)                  # (1, 10, 10)
+        hits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                if torch.equal(b, padded[:, 2 - dy:8 - dy, 2 - dx:8 - dx])]
+        assert len(hits) == 1                                                           # exactly one shift explains it
+        seen.add(hits[0])
+    assert len(seen) > 10                                                               # and the shifts vary
+    assert torch.equal(shift(x, 0, torch.Generator()), x)

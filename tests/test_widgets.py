@@ -142,3 +142,19 @@ def test_latent_interpolator_ends_at_the_two_reconstructions_and_redraws_between
     torch.testing.assert_close(ex.current, vae.decode(vae.encode(ends).mean(0, keepdim=True)))
     ex.first.value = 1                                                # a trouser at the other end now
     assert ex.redraws == 4 and not torch.equal(ex.endpoints()[0], ends[0])
+
+
+def test_sample_explorer_regenerates_for_class_seed_and_steps():
+    from fashiondiff.pipelines import load_model
+    from fashiondiff.widgets import SampleExplorer
+    ex = SampleExplorer(load_model("transformer", device="cpu"), n=4, label=7)
+    first = ex.current.clone()
+    assert ex.redraws == 1 and first.shape == (4, 1, 16, 16)
+    ex.seed.value = 5
+    assert ex.redraws == 2 and not torch.equal(ex.current, first)
+    ex.seed.value = 0
+    torch.testing.assert_close(ex.current, first)                                 # same settings, same images
+    ex.label.value = 1                                                            # trousers: a different picture
+    assert (ex.current - first).abs().mean() > 0.1
+    ex.steps.value = 1
+    assert ex.redraws == 5
