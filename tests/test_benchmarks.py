@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import needs_data
+from fashiondiff.recipes import RECIPES
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -60,6 +61,29 @@ def test_sample_throughput_covers_every_sampler():
         ("transformer", "ddpm", 10), ("transformer", "ddim", 10), ("latent", "ddim", 50), ("latent", "ddpm", 1000)}
     assert sum(r["default"] for r in records) == 2 and all(r["images_per_s"] > 0 for r in records)
     assert "default" in summary
+
+
+def test_train_throughput_all_measures_every_recipe(monkeypatch):
+    """`--model all` starts one measurement per recipe, and one per attention for a model that chooses its own
+    (the measurements themselves are replaced by processes that print nothing)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import train_throughput
+    commands = []
+
+    def fake_run(cmd, **kw):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(train_throughput.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["train_throughput.py", "--model", "all", "--steps", "1", "--repeats", "1"])
+    train_throughput.main()
+    started = [(c[c.index("--model") + 1], c[c.index("--attention") + 1] if "--attention" in c else None)
+               for c in commands]
+    assert started == train_throughput.measurements()
+    assert {kind for kind, _ in started} == set(RECIPES)
+    for kind, recipe in RECIPES.items():
+        attentions = {a for k, a in started if k == kind}
+        assert attentions == ({"linear", "softmax"} if "attention" in recipe.config else {None}), kind
 
 
 def test_kl_sweep_adds_new_betas_to_an_earlier_sweep_and_skips_done_ones(tmp_path, monkeypatch):
