@@ -4,11 +4,10 @@
 
 Times ``fashiondiff.pipelines.generate`` (the code behind ``fashiondiff generate``) with the model already
 loaded, for every generator in ``fashiondiff.recipes.GENERATORS``: its default sampler at 10, 25, 50 and 100 steps
-(those the model has) with guidance w = 2 at every step, each other sampler it takes at the default's steps, the
-default's steps with w = 1 (one network call a step instead of two), its default, and, for a model that samples with
-DDPM and has more timesteps than that, DDPM at every timestep (on a fifth as many images: it takes many times the
-steps), VAE decoding included. Prints one JSON line per setting, then a summary; nothing is asserted by the test
-suite.
+(those the model has) with guidance w = 2 at every step, each sampler it takes at the default's steps with w = 1 (one
+network call a step instead of two), its default, and, for a model that samples with DDPM and has more timesteps than
+that, DDPM at every timestep with w = 2 (on a fifth as many images: it takes many times the steps), VAE decoding
+included. Prints one JSON line per setting, then a summary; nothing is asserted by the test suite.
 """
 
 from __future__ import annotations
@@ -42,9 +41,7 @@ def timed_settings(model) -> list[tuple[SamplingConfig, bool]]:
     left out."""
     default = model.sampling
     changes = [dict(steps=k, guidance=2.0, guidance_interval=EVERY_STEP) for k in STEPS if k <= model.max_steps]
-    changes += [dict(sampler=s, guidance=2.0, guidance_interval=EVERY_STEP) for s in model.samplers
-                if s != default.sampler]
-    changes += [dict(guidance=1.0, guidance_interval=EVERY_STEP), {}]
+    changes += [dict(sampler=s, guidance=1.0, guidance_interval=EVERY_STEP) for s in model.samplers] + [{}]
     if "ddpm" in model.samplers and model.max_steps > max(STEPS):
         changes.append(dict(sampler="ddpm", steps=model.max_steps, guidance=2.0, guidance_interval=EVERY_STEP))
     timed = []
