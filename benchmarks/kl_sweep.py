@@ -9,7 +9,7 @@ Each point runs
     fashiondiff train latent --vae-weights OUT/beta_BETA/vae --max-steps S2 --no-eval --out OUT/beta_BETA/latent
     fashiondiff evaluate latent --weights OUT/beta_BETA/latent --n 2000 --json          (the default sampler)
 
-The runs are shorter than the bundled recipe (7 VAE epochs = 3,283 steps, 20 UNet epochs = 4,690 steps), so the
+The runs are shorter than the bundled recipe (7 VAE epochs = 3,276 steps, 20 UNet epochs = 4,680 steps), so the
 absolute figures are worse than the bundled pipeline's; the comparison between betas at equal training is the point.
 Prints one JSON line per beta and writes all of them, with the commands, commit and wall times, to OUT/kl_sweep.json.
 When OUT already holds a sweep, new betas are added to it and the ones it has (at the same lengths) are skipped.

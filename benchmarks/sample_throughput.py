@@ -3,8 +3,10 @@
     python benchmarks/sample_throughput.py [--n 500] [--device auto]
 
 Times ``fashiondiff.pipelines.generate`` (the code behind ``fashiondiff generate``) with the model already
-loaded: the pixel transformer at 10 steps (DDPM and DDIM, guidance w = 1 and 2, and its default), the latent
-model with DDIM at 10, 25, 50 and 100 steps, its default, and DDPM at 1,000 (fewer images: it is ~20x slower), VAE decoding
+loaded, for every generator in ``fashiondiff.recipes.GENERATORS``: its default sampler at 10, 25, 50 and 100 steps
+(those the model has) with guidance w = 2 at every step, each sampler it takes at the default's steps with w = 1 (one
+network call a step instead of two), its default, and, for a model that samples with DDPM and has more timesteps than
+that, DDPM at every timestep with w = 2 (on a fifth as many images: it takes many times the steps), VAE decoding
 included. Prints one JSON line per setting, then a summary; nothing is asserted by the test suite.
 """
 
@@ -25,42 +27,51 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.generation import generate
 from fashiondiff.pipelines import load_model
+from fashiondiff.recipes import GENERATORS
+from fashiondiff.sampling import SamplingConfig
 
-# Changes to each model's default sampling settings (guidance_interval None: guidance at every step).
-SETTINGS = [("transformer", dict(sampler="ddpm", steps=10, guidance=1.0, guidance_interval=None)),
-            ("transformer", dict(sampler="ddim", steps=10, guidance=1.0, guidance_interval=None)),
-            ("transformer", dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval=None)),
-            ("transformer", {}),                                             # its default
-            ("latent", dict(sampler="ddim", steps=10, guidance=2.0, guidance_interval=None)),
-            ("latent", dict(sampler="ddim", steps=25, guidance=2.0, guidance_interval=None)),
-            ("latent", dict(sampler="ddim", steps=50, guidance=2.0, guidance_interval=None)),
-            ("latent", dict(sampler="ddim", steps=100, guidance=2.0, guidance_interval=None)),
-            ("latent", dict(sampler="ddim", steps=50, guidance=1.0, guidance_interval=None)),
-            ("latent", {}),                                                  # its default
-            ("latent", dict(sampler="ddpm", steps=1000, guidance=2.0, guidance_interval=None))]
+STEPS = (10, 25, 50, 100)        # the default sampler's step counts, up to the model's max_steps
+EVERY_STEP = None                # guidance_interval None: guidance at every step
+LONG = 5                         # the run at every timestep samples --n / LONG images
+
+
+def timed_settings(model) -> list[tuple[SamplingConfig, bool]]:
+    """(settings, whether they are the model's default) for each setting timed for ``model`` (see the module
+    docstring), as changes to its default sampling settings; a change that gives a setting already listed is
+    left out."""
+    default = model.sampling
+    changes = [dict(steps=k, guidance=2.0, guidance_interval=EVERY_STEP) for k in STEPS if k <= model.max_steps]
+    changes += [dict(sampler=s, guidance=1.0, guidance_interval=EVERY_STEP) for s in model.samplers] + [{}]
+    if "ddpm" in model.samplers and model.max_steps > max(STEPS):
+        changes.append(dict(sampler="ddpm", steps=model.max_steps, guidance=2.0, guidance_interval=EVERY_STEP))
+    timed = []
+    for change in changes:
+        settings = default.replace(**change)
+        if (settings != default or not change) and settings not in [s for s, _ in timed]:
+            timed.append((settings, not change))
+    return timed
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=500, help="images per setting (DDPM-1000: a fifth of it)")
+    p.add_argument("--n", type=int, default=500, help=f"images per setting (DDPM at every timestep: 1/{LONG} of it)")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
-    models = {kind: load_model(kind, device=args.device) for kind in ("transformer", "latent")}
+    models = {kind: load_model(kind, device=args.device) for kind in GENERATORS}
     results = []
-    for kind, changes in SETTINGS:
-        model = models[kind]
-        settings = model.sampling.replace(**changes)
-        n = args.n // 5 if settings.steps == 1000 else args.n
-        labels = torch.arange(n) % 10
-        generate(model, labels[:20], settings)                               # warm-up
-        t0 = time.perf_counter()
-        generate(model, labels, settings)
-        seconds = time.perf_counter() - t0
-        results.append({"benchmark": "sample_throughput", "model": kind, **settings.to_dict(), "n": n,
-                        "images_per_s": round(n / seconds, 1), "seconds_per_1000": round(1000 * seconds / n, 2),
-                        "default": not changes, "device": str(next(model.parameters()).device),
-                        "threads": torch.get_num_threads()})
-        print(json.dumps(results[-1]), flush=True)
+    for kind, model in models.items():
+        for settings, is_default in timed_settings(model):
+            n = args.n // LONG if settings.steps > max(STEPS) else args.n
+            labels = torch.arange(n) % 10
+            generate(model, labels[:20], settings)                           # warm-up
+            t0 = time.perf_counter()
+            generate(model, labels, settings)
+            seconds = time.perf_counter() - t0
+            results.append({"benchmark": "sample_throughput", "model": kind, **settings.to_dict(), "n": n,
+                            "images_per_s": round(n / seconds, 1), "seconds_per_1000": round(1000 * seconds / n, 2),
+                            "default": is_default, "device": str(next(model.parameters()).device),
+                            "threads": torch.get_num_threads()})
+            print(json.dumps(results[-1]), flush=True)
     for r in results:
         interval = "" if r["guidance_interval"] is None else f" at t={r['guidance_interval'][0]}..{r['guidance_interval'][1]}"
         print(f"{r['model']:>11} {r['sampler']} {r['steps']:>4} steps, w = {r['guidance']}{interval}:"

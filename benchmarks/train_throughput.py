@@ -1,13 +1,14 @@
 """Training throughput of every model in the course at its default batch size (images/s), with peak memory.
 
-    python benchmarks/train_throughput.py [--model all|classifier|transformer|vae|latent] [--steps 30] [--repeats 3]
+    python benchmarks/train_throughput.py [--model all|classifier|transformer|...] [--steps 30] [--repeats 3]
                                           [--compile default|on|off] [--linear auto|aten|conv|both] [--device auto]
 
 Each model's recipe (``fashiondiff.recipes``) builds the model, its data and its loss, and
 ``fashiondiff.training.train`` itself is timed ``--repeats`` times for ``--steps`` steps after a 5-step warm-up
-(forward, backward, gradient clipping, AdamW, EMA), and the median is reported with the range. The transformer is
-measured twice, with linear and with softmax attention. With ``--model all`` (the default) every model runs in its
-own process, so that each one's peak memory is its own.
+(forward, backward, gradient clipping, AdamW, EMA), and the median is reported with the range. A model whose config
+chooses its attention (such as the pixel transformer) is measured twice, with linear and with softmax attention.
+With ``--model all`` (the default) every recipe in ``fashiondiff.recipes.RECIPES`` is measured, each in its own
+process, so that each one's peak memory is its own.
 
 ``--linear`` picks how linear layers run: ``aten`` is ``F.linear`` (MKL's sgemm on x86 CPUs), ``conv`` is
 ``fashiondiff.fastlinear`` (1x1 convolutions, oneDNN), ``auto`` (the default) what the training command picks on this
@@ -17,8 +18,8 @@ machine (``fashiondiff.runs.speed_up``, which also tunes malloc on a CPU, as it 
 Speed on a shared CPU drifts by tens of percent from hour to hour, so each measurement also reports where it stands
 against the machine's own matrix-product speed at that moment, measured just before and just after the timed steps:
 ``matmul_gflops`` (a 2048 x 2048 fp32 product with ``torch.mm``, MKL) and ``onednn_gflops`` (the same product as a
-1x1 convolution, oneDNN; on this AMD processor about twice as fast: see ``fashiondiff/fastlinear.py``). With
-``flops_per_image`` (the forward and backward matrix-product FLOPs of one training example, counted by
+1x1 convolution, oneDNN, which on some x86 processors runs wider kernels than MKL: see ``fashiondiff/fastlinear.py``).
+With ``flops_per_image`` (the forward and backward matrix-product FLOPs of one training example, counted by
 ``torch.utils.flop_counter``), ``matmul_fraction`` = images/s x flops_per_image / the faster of the two speeds is the
 share of the roofline the step reaches, and ``roofline_images_per_s`` = that speed / flops_per_image the images/s a
 step made of nothing but matrix products would reach.
@@ -54,6 +55,18 @@ from fashiondiff.recipes import RECIPES
 from fashiondiff.training import train
 
 MODELS = tuple(RECIPES)
+ATTENTIONS = ("linear", "softmax")     # a model whose config chooses its attention is measured with each
+
+
+def has_attention(kind: str) -> bool:
+    """Whether ``kind``'s model takes an ``attention`` argument (linear or softmax)."""
+    return "attention" in RECIPES[kind].config
+
+
+def measurements(models=MODELS) -> list[tuple[str, str | None]]:
+    """(model, attention) for each measurement of ``--model all``: every recipe, once with each attention where the
+    model has the choice (attention None: the model has none to choose)."""
+    return [(kind, attention) for kind in models for attention in (ATTENTIONS if has_attention(kind) else (None,))]
 
 
 def resident_mb() -> float:
@@ -93,7 +106,7 @@ def recipe_run(kind: str, device: torch.device, compile: str = "default", attent
                linear: str = "auto"):
     """(run, model, cfg): ``run(steps)`` trains ``kind``'s recipe for ``steps`` steps with
     ``fashiondiff.training.train`` itself (a batch, forward, backward, clipping, AdamW, EMA; no checkpoints) and
-    returns its wall seconds. Successive calls continue on the same model; ``attention`` swaps the transformer's,
+    returns its wall seconds. Successive calls continue on the same model; ``attention`` swaps the model's,
     ``linear`` (auto, aten, conv) picks how its linear layers run."""
     recipe = RECIPES[kind]
     model, loss_fn, n = recipe.setup(recipe, device)
@@ -152,7 +165,7 @@ def throughput(kind: str, steps: int, device: torch.device, compile: str = "defa
         is_conv = any(isinstance(m, ConvLinear) for m in model.modules())
         records.append({
             "benchmark": "train_throughput", "model": kind,
-            **({"attention": attention or "linear"} if kind == "transformer" else {}),
+            **({"attention": attention or RECIPES[kind].config["attention"]} if has_attention(kind) else {}),
             "batch_size": cfg.batch_size, "compile": cfg.compile, "linear": "conv" if is_conv else "aten",
             "interleaved": len(linears) > 1, "images_per_s": round(images_per_s, 1),
             "images_per_s_range": [round(rates[-1], 1), round(rates[0], 1)],
@@ -165,11 +178,12 @@ def throughput(kind: str, steps: int, device: torch.device, compile: str = "defa
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="all", choices=("all",) + MODELS)
-    p.add_argument("--attention", default=None, choices=("linear", "softmax"), help="transformer only")
+    p.add_argument("--attention", default=None, choices=ATTENTIONS,
+                   help="for a model whose config chooses its attention (default: the recipe's)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3, help="time --steps steps this many times; report the median")
     p.add_argument("--compile", default="default", choices=("default", "on", "off"),
-                   help="default: as the recipe trains (the transformer compiled, the others eager)")
+                   help="default: as the recipe trains (its TrainConfig.compile)")
     p.add_argument("--linear", default="auto", choices=("auto", "aten", "conv", "both"),
                    help="linear layers: F.linear (aten), 1x1 convolutions (conv), as training picks (auto), "
                         "or aten and conv interleaved in one process (both)")
@@ -177,8 +191,7 @@ def main() -> None:
     a = p.parse_args()
     if a.model == "all":                                   # one process per measurement: separate peak memory
         results = []
-        runs = [("classifier", None), ("transformer", "linear"), ("transformer", "softmax"), ("vae", None), ("latent", None)]
-        for kind, attention in runs:
+        for kind, attention in measurements():
             cmd = [sys.executable, __file__, "--model", kind, "--steps", str(a.steps), "--repeats", str(a.repeats),
                    "--compile", a.compile,
                    "--device", a.device, "--linear", a.linear] + (["--attention", attention] if attention else [])
@@ -189,7 +202,7 @@ def main() -> None:
                     print(line, flush=True)
     else:
         results = throughput(a.model, a.steps, pick_device(a.device), a.compile,
-                             a.attention if a.model == "transformer" else None, a.linear, a.repeats)
+                             a.attention if has_attention(a.model) else None, a.linear, a.repeats)
         for r in results:
             print(json.dumps(r))
     for r in results:

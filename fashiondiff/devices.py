@@ -2,8 +2,8 @@
 
 ``pick_device`` chooses cuda, mps or cpu; under torchrun ``init_distributed`` also joins the process group
 (gloo on CPU, nccl on CUDA) and ``rank_and_world`` says which process this is. Inference needs only
-``pick_device``; the training loop needs all three. ``keep_freed_memory`` tunes the process's memory allocator
-for training on a CPU.
+``pick_device``; a training command (``fashiondiff.runs``) needs all three, and asks ``keep_freed_memory`` to tune
+the process's memory allocator for training on a CPU (the training loop itself leaves the process as it is).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import torch
 
 from conftest import needs_data
+from fashiondiff.recipes import GENERATORS, RECIPES
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -77,8 +78,53 @@ def test_sample_throughput_covers_every_sampler():
     records, summary = run("sample_throughput.py", "--n", "10")
     assert {(r["model"], r["sampler"], r["steps"]) for r in records} >= {
         ("transformer", "ddpm", 10), ("transformer", "ddim", 10), ("latent", "ddim", 50), ("latent", "ddpm", 1000)}
-    assert sum(r["default"] for r in records) == 2 and all(r["images_per_s"] > 0 for r in records)
-    assert "default" in summary
+    assert sum(r["default"] for r in records) == len(GENERATORS) and all(r["images_per_s"] > 0 for r in records)
+    assert {r["model"] for r in records} == set(GENERATORS) and "default" in summary
+
+
+def test_train_throughput_all_measures_every_recipe(monkeypatch):
+    """`--model all` starts one measurement per recipe, and one per attention for a model that chooses its own
+    (the measurements themselves are replaced by processes that print nothing)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import train_throughput
+    commands = []
+
+    def fake_run(cmd, **kw):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    monkeypatch.setattr(train_throughput.subprocess, "run", fake_run)
+    monkeypatch.setattr(sys, "argv", ["train_throughput.py", "--model", "all", "--steps", "1", "--repeats", "1"])
+    train_throughput.main()
+    started = [(c[c.index("--model") + 1], c[c.index("--attention") + 1] if "--attention" in c else None)
+               for c in commands]
+    assert started == train_throughput.measurements()
+    assert {kind for kind, _ in started} == set(RECIPES)
+    for kind, recipe in RECIPES.items():
+        attentions = {a for k, a in started if k == kind}
+        assert attentions == ({"linear", "softmax"} if "attention" in recipe.config else {None}), kind
+
+
+def test_sample_throughput_times_every_generator_with_settings_it_takes(monkeypatch):
+    """Every generator is timed at its default and at settings its samplers accept (the bundled weights are loaded;
+    the sampling itself is replaced by a check of the settings)."""
+    from fashiondiff.generation import check_settings
+    monkeypatch.syspath_prepend(str(BENCH))
+    import sample_throughput
+    timed = []
+
+    def fake_generate(model, labels, settings, *args, **kw):
+        check_settings(model, settings)                  # the sampler and the steps fit the model
+        timed.append((model, settings, len(labels)))
+
+    monkeypatch.setattr(sample_throughput, "generate", fake_generate)
+    monkeypatch.setattr(sys, "argv", ["sample_throughput.py", "--n", "10", "--device", "cpu"])
+    sample_throughput.main()
+    assert {type(m) for m, _, _ in timed} == {RECIPES[name].model for name in GENERATORS}
+    for name in GENERATORS:
+        settings = [s for m, s, _ in timed if type(m) is RECIPES[name].model]
+        model = next(m for m, _, _ in timed if type(m) is RECIPES[name].model)
+        assert model.sampling in settings and set(model.samplers) == {s.sampler for s in settings}, name
 
 
 def test_kl_sweep_adds_new_betas_to_an_earlier_sweep_and_skips_done_ones(tmp_path, monkeypatch):

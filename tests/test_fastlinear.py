@@ -1,5 +1,5 @@
 """Linear layers as 1x1 convolutions (fashiondiff.fastlinear): the same function, gradients, weights and FLOPs;
-and the malloc settings train() uses on the CPU."""
+and the malloc settings a training command asks for on the CPU (runs.speed_up)."""
 
 import copy
 import platform

@@ -188,7 +188,7 @@ def test_bundled_latent_pipeline_reaches_conditional_accuracy():
 
 
 def test_the_post_training_sweep_measures_the_default_setting_once(tmp_path, monkeypatch):
-    """A sweep row that is the default sampler reuses the default's measurement (each costs ~30 s at n = 2000)."""
+    """A sweep row that is the default sampler reuses the default's measurement (each samples n = 2000 images)."""
     import fashiondiff.reports as reports
     from fashiondiff.recipes import RECIPES
     from fashiondiff.sampling import SamplingConfig
