@@ -12,8 +12,8 @@ runs, for each number of steps k and each model,
 The flow's record already holds it at 4 and 10 steps (its sweep and default, the same protocol), so notebook 12 runs
 this for the transformer only: --models transformer.
 
-Both default samplers guide with w = 2.5, which doubles every evaluation it applies to; the transformer guides only at
-t = 3..7 of 10. Writes the scores with the commands, commit and hardware to --out and prints one JSON line per point.
+Both default samplers guide, which doubles every evaluation it applies to: the flow with w = 1.5 at every step, the
+transformer with w = 2.5 only where sigma is 0.5..2 (t = 3..7 of 10). Writes the scores with the commands, commit and hardware to --out and prints one JSON line per point.
 """
 
 from __future__ import annotations

@@ -81,7 +81,6 @@ def main() -> None:
             raise SystemExit(f"no setting reaches conditional accuracy {args.pick_default}")
         best = SamplingConfig(**{k: min(rows, key=lambda r: r["kid"])[k] for k in FIELDS})
         if best != model.sampling:
-            model.sampling = best
             meta = load_json(folder / CONFIG)
             save_json(folder / CONFIG, {**meta, "sampling": best.to_dict()})
             evaluator, second = evaluators(lambda: yardsticks(device), model.image_size)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fashiondiff.generation import generate
 from fashiondiff.pipelines import load_model
 from fashiondiff.recipes import GENERATORS
-from fashiondiff.sampling import SamplingConfig
+from fashiondiff.sampling import SamplingConfig, samplers_for
 
 STEPS = (10, 25, 50, 100)        # the default sampler's step counts, up to the model's max_steps
 EVERY_STEP = None                # guidance_interval None: guidance at every step
@@ -41,8 +41,8 @@ def timed_settings(model) -> list[tuple[SamplingConfig, bool]]:
     left out."""
     default = model.sampling
     changes = [dict(steps=k, guidance=2.0, guidance_interval=EVERY_STEP) for k in STEPS if k <= model.max_steps]
-    changes += [dict(sampler=s, guidance=1.0, guidance_interval=EVERY_STEP) for s in model.samplers] + [{}]
-    if "ddpm" in model.samplers and model.max_steps > max(STEPS):
+    changes += [dict(sampler=s, guidance=1.0, guidance_interval=EVERY_STEP) for s in samplers_for(model.process)] + [{}]
+    if "ddpm" in samplers_for(model.process) and model.max_steps > max(STEPS):
         changes.append(dict(sampler="ddpm", steps=model.max_steps, guidance=2.0, guidance_interval=EVERY_STEP))
     timed = []
     for change in changes:
@@ -73,7 +73,7 @@ def main() -> None:
                             "threads": torch.get_num_threads()})
             print(json.dumps(results[-1]), flush=True)
     for r in results:
-        interval = "" if r["guidance_interval"] is None else f" at t={r['guidance_interval'][0]}..{r['guidance_interval'][1]}"
+        interval = "" if r["guidance_interval"] is None else " at sigma {:g}..{}".format(*r["guidance_interval"])
         print(f"{r['model']:>11} {r['sampler']} {r['steps']:>4} steps, w = {r['guidance']}{interval}:"
               f" {r['images_per_s']:8.1f} images/s ({r['seconds_per_1000']:.1f} s per 1,000)" + ("  default" if r["default"] else ""))
 

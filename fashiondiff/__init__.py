@@ -1,15 +1,17 @@
 """fashiondiff: diffusion models on Fashion-MNIST, built one idea per notebook.
 
-The package holds the stable versions of what the notebooks build, one module per topic, each importing only
-from the rows above it:
+The package holds the stable versions of what the notebooks build, one module per topic. Each row imports only from
+the rows above it and from earlier modules of its own row:
 
-    building blocks   data, patches, embeddings, attention, layers, schedule, sampling, devices, fastlinear,
-                      checkpoint, provenance, plotting
-    models            classifier, transformer, vae, unet, latent
-    loops             diffusion (loss, samplers, generate), training, metrics, reports
+    building blocks   data, patches, embeddings, attention, layers, schedule, guidance, devices, fastlinear,
+                      provenance, plotting
+    processes         diffusion (loss, the DDPM/DDIM loop), flow (loss, the ODE loop)
+    samplers          sampling (the table of samplers, SamplingConfig), checkpoint
+    models            classifier, vae, unet, transformer, latent, toy (part 3's 2-D mixture)
+    loops             generation (the Generator interface, generate), training, metrics, reports
     recipes           recipes: which models exist and how each is trained, measured and sampled
     pipelines         pipelines (weights on disk to images and scores), runs (a training run and its record)
-    on top            cli, widgets
+    on top            cli, widgets, check (the lessons' self-checks)
 """
 
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ import torch
 
 from conftest import needs_data
 from fashiondiff.recipes import GENERATORS, RECIPES
+from fashiondiff.sampling import samplers_for
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -124,7 +125,7 @@ def test_sample_throughput_times_every_generator_with_settings_it_takes(monkeypa
     for name in GENERATORS:
         settings = [s for m, s, _ in timed if type(m) is RECIPES[name].model]
         model = next(m for m, _, _ in timed if type(m) is RECIPES[name].model)
-        assert model.sampling in settings and set(model.samplers) == {s.sampler for s in settings}, name
+        assert model.sampling in settings and set(samplers_for(model.process)) == {s.sampler for s in settings}, name
 
 
 def test_kl_sweep_adds_new_betas_to_an_earlier_sweep_and_skips_done_ones(tmp_path, monkeypatch):

@@ -114,3 +114,22 @@ def test_every_exercise_has_a_collapsed_worked_solution(path):
         for j in mine:
             assert cells[j]["cell_type"] == "code" and cells[j]["metadata"].get("jupyter", {}).get("source_hidden")
             assert cells[j]["outputs"] or cells[j]["execution_count"], f"{path.name}: solution cell {j} never ran"
+
+
+def test_nothing_imports_upward():
+    """The module map in fashiondiff/__init__.py is the import order: each module imports only modules listed before
+    it (its own row's earlier modules included), and every module is on the map."""
+    import re
+    import fashiondiff
+    package = Path(fashiondiff.__file__).parent
+    rows = re.findall(r"^    [a-z ]{3,17}?\s{2,}(.+(?:\n {22}.+)*)", fashiondiff.__doc__, flags=re.M)
+    rows = [re.sub(r"\([^)]*\)", "", row.replace("\n", " ")).split(":")[0] for row in rows]   # names only
+    order = [m.strip() for row in rows for m in row.split(",")]
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__", "__main__"}
+    assert set(order) == modules, set(order) ^ modules
+    for i, name in enumerate(order):
+        text = (package / f"{name}.py").read_text()
+        imported = set(re.findall(r"^from \.(\w+) import", text, flags=re.M))
+        imported |= {m for names in re.findall(r"^from \. import ([\w, ]+)", text, flags=re.M)
+                     for m in re.split(r",\s*", names.strip())}
+        assert imported <= set(order[:i]), (name, imported - set(order[:i]))
