@@ -29,8 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.checkpoint import CONFIG, RECORD, load_json, save_json
-from fashiondiff.metrics import score_generator
-from fashiondiff.reports import EVAL_N, SWEEP_KEYS, evaluators
+from fashiondiff.reports import EVAL_N, evaluators, score_generator, sweep_row
 from fashiondiff.sampling import SamplingConfig
 from fashiondiff.devices import pick_device
 from fashiondiff.pipelines import bundled, load_model, yardsticks
@@ -49,7 +48,7 @@ def missing_rows(recipe, model, metrics: dict, device) -> dict:
         settings = model.sampling.replace(**changes)
         if settings not in have:
             row = score_generator(model, evaluator, settings, n=EVAL_N, second=second)
-            sweep.append({**settings.to_dict(), **{k: row[k] for k in SWEEP_KEYS if k in row}})
+            sweep.append({**settings.to_dict(), **sweep_row(row)})
             have.add(settings)
     return {**metrics, "sweep": sweep}
 
@@ -85,8 +84,8 @@ def main() -> None:
             save_json(folder / CONFIG, {**meta, "sampling": best.to_dict()})
             evaluator, second = evaluators(lambda: yardsticks(device), model.image_size)
             default = score_generator(model, evaluator, best, n=EVAL_N, second=second)
-            metrics.update({k: default[k] for k in (*SWEEP_KEYS, "pixels", "real_pixels", "cond_acc_per_class")
-                            if k in default}, sampling=best.to_dict())
+            metrics.update(sweep_row(default), **{k: default[k] for k in ("pixels", "real_pixels", "cond_acc_per_class")
+                                                  if k in default}, sampling=best.to_dict())
     rescored = {"command": "python benchmarks/rescore.py " + " ".join(sys.argv[1:]), "git_commit": git_commit(),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "hardware": hardware(device)}

@@ -3,7 +3,7 @@
 The package holds the stable versions of what the notebooks build, one module per topic. Each row imports only from
 the rows above it and from earlier modules of its own row:
 
-    building blocks   data, patches, embeddings, attention, layers, schedule, guidance, devices, fastlinear,
+    building blocks   data, stats, patches, embeddings, attention, layers, schedule, guidance, devices, fastlinear,
                       provenance, plotting
     processes         diffusion (loss, the DDPM/DDIM loop), flow (loss, the ODE loop)
     samplers          sampling (the table of samplers, SamplingConfig), checkpoint

@@ -180,10 +180,10 @@ def test_the_kl_weight_sets_beta_in_the_vae_recipe_loss():
 @needs_data
 def test_bundled_latent_pipeline_reaches_conditional_accuracy():
     """Regression guard for the sampler and the weights: 500 samples at the defaults, the bundled classifier."""
-    from fashiondiff.metrics import Evaluator, score_generator
+    from fashiondiff.reports import evaluator, score_generator
     from fashiondiff.pipelines import load_model
     model = load_model("latent", device="cpu")
-    r = score_generator(model, Evaluator(load_model("classifier", device="cpu")), model.sampling, n=500, seed=0)
+    r = score_generator(model, evaluator(load_model("classifier", device="cpu")), model.sampling, n=500, seed=0)
     assert r["cond_acc"] >= 0.90, r
 
 
@@ -224,7 +224,7 @@ def test_tanh_decoder_stays_in_the_pixel_range_and_unknown_outputs_are_refused()
 
 
 def test_black_kept_counts_the_originals_black_pixels_that_stay_black():
-    from fashiondiff.metrics import black_kept, black_share
+    from fashiondiff.stats import black_kept, black_share
     x = torch.full((2, 1, 4, 4), -1.0)
     x[:, :, :2] = 0.5                                                  # half of each image is not black
     r = x.clone()

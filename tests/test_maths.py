@@ -8,7 +8,7 @@ from torch.testing import assert_close
 from fashiondiff.attention import (Attention, LinearAttention, elu_feature_map, linear_attention, linear_attention_explicit,
                                    softmax_attention)
 from fashiondiff.diffusion import diffusion_loss, loss_weight, to_x0
-from fashiondiff.metrics import frechet_distance, gaussian_stats
+from fashiondiff.stats import frechet_distance, gaussian_stats
 from fashiondiff.patches import PatchEmbedding, PositionalEncoding, patchify, sincos_2d, unpatchify
 from fashiondiff.schedule import NoiseSchedule
 

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 import fashiondiff.metrics as metrics
+import fashiondiff.reports as reports
+import fashiondiff.stats as stats
 from conftest import needs_data
-from fashiondiff.metrics import cubic_kernel, kid, knn_radii, mmd2_unbiased, precision_recall
+from fashiondiff.stats import cubic_kernel, kid, knn_radii, mmd2_unbiased, precision_recall
 
 D = 16
 
@@ -111,7 +113,7 @@ def test_kid_agrees_with_the_closed_form(mu):
 
 @pytest.mark.parametrize("mu", [torch.zeros(D), SHIFT], ids=["same", "shift"])
 def test_kid_test_would_catch_a_biased_estimator(mu, monkeypatch):
-    monkeypatch.setattr(metrics, "mmd2_unbiased", biased_mmd2)
+    monkeypatch.setattr(stats, "mmd2_unbiased", biased_mmd2)
     assert kid_error(mu) > 4 * 1.5
 
 
@@ -174,20 +176,23 @@ def test_precision_recall_does_not_depend_on_the_chunk_size():
 N_FAKE = 60          # fake reference and training sets as large as the samples: KID's subsets are then whole sets
 
 
+def fake_load(split="train", size=28, *args, **kwargs):
+    """Random 'test' and 'train' sets of N_FAKE images each in place of Fashion-MNIST: no data set needed."""
+    g = torch.Generator().manual_seed({"test": 0, "train": 1}[split])
+    return torch.rand(N_FAKE, 1, size, size, generator=g) * 2 - 1, torch.arange(N_FAKE) % 10
+
+
 @pytest.fixture
 def fake_data(monkeypatch):
-    """Random 'test' and 'train' sets of N_FAKE images each in place of Fashion-MNIST: no data set needed."""
-    def fake_load(split="train", size=28, *args, **kwargs):
-        g = torch.Generator().manual_seed({"test": 0, "train": 1}[split])
-        return torch.rand(N_FAKE, 1, size, size, generator=g) * 2 - 1, torch.arange(N_FAKE) % 10
-    monkeypatch.setattr(metrics, "load", fake_load)
+    monkeypatch.setattr(reports, "load", fake_load)
 
 
 def small_evaluator(seed: int = 0) -> metrics.Evaluator:
     """An Evaluator with an untrained small classifier (16 features), on the fake sets."""
     from fashiondiff.classifier import FashionClassifier
     torch.manual_seed(seed)
-    return metrics.Evaluator(FashionClassifier(width=4, feature_dim=16), resolution=28, batch_size=128)
+    return metrics.Evaluator(FashionClassifier(width=4, feature_dim=16), fake_load("test")[0], fake_load("train")[0],
+                             resolution=28, batch_size=128)
 
 
 @pytest.fixture
@@ -203,7 +208,7 @@ def scores_by_hand(evaluator: metrics.Evaluator, x: torch.Tensor, k: int = 3) ->
     distance matrices."""
     ref = evaluator.ref_features.double()
     fake = evaluator.features(x).double()
-    real = evaluator.features(metrics.load("train")[0]).double()               # all of it, in any order
+    real = evaluator.features(evaluator.real).double()                          # all of it, in any order
 
     def fid(a, b):
         sa, sb = torch.cov(a.T), torch.cov(b.T)
@@ -256,9 +261,8 @@ def test_score_works_down_to_two_samples(fake_evaluator):
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from fashiondiff.metrics import Evaluator
     from fashiondiff.pipelines import load_model
-    return Evaluator(load_model("classifier", device="cpu"), resolution=28)
+    return reports.evaluator(load_model("classifier", device="cpu"), resolution=28)
 
 
 @needs_data
@@ -277,7 +281,7 @@ def test_training_images_score_kid_about_zero_and_class_means_collapse(evaluator
 
 
 def test_pixel_stats_count_black_pixels_and_blur_lowers_sharpness():
-    from fashiondiff.metrics import pixel_stats
+    from fashiondiff.stats import pixel_stats
     x = torch.full((4, 1, 8, 8), -1.0)
     x[:, :, 2:6, 2:6] = 1.0                                                     # a white square on black
     s = pixel_stats(x)
@@ -288,7 +292,8 @@ def test_pixel_stats_count_black_pixels_and_blur_lowers_sharpness():
 
 
 def test_score_images_reports_the_second_yardstick_in_its_own_features(fake_data):
-    from fashiondiff.metrics import SECOND_KEYS, score_images
+    from fashiondiff.reports import score_images
+    SECOND_KEYS = ("fid", "real_fid", "kid", "kid_std", "real_kid", "precision", "recall", "cond_acc")
     first, second = small_evaluator(seed=0), small_evaluator(seed=1)               # two different classifiers
     x = samples(N_FAKE, seed=2)
     scores = score_images(x, torch.arange(N_FAKE) % 10, first, second=second, seed=3)
@@ -303,7 +308,7 @@ def test_score_images_reports_the_second_yardstick_in_its_own_features(fake_data
 @needs_data
 def test_score_images_reports_pixels_next_to_real_images(evaluator):
     from fashiondiff.data import load
-    from fashiondiff.metrics import score_images
+    from fashiondiff.reports import score_images
     x, y = load("train", 28)
     scores = score_images(x[:200], y[:200], evaluator, seed=2)
     assert scores["pixels"]["black_share"] == pytest.approx(scores["real_pixels"]["black_share"], abs=0.05)

@@ -9,9 +9,9 @@ pytestmark = needs_data
 
 @pytest.fixture(scope="module")
 def evaluator():
-    from fashiondiff.metrics import Evaluator
+    from fashiondiff.reports import evaluator
     from fashiondiff.pipelines import load_model
-    return Evaluator(load_model("classifier", device="cpu"), resolution=28)
+    return evaluator(load_model("classifier", device="cpu"), resolution=28)
 
 
 def test_real_vs_real_is_far_below_noise_and_class_means(evaluator):

@@ -61,10 +61,10 @@ def test_wrong_inputs_raise_value_error_with_the_expected_shape(bad):
 @needs_data
 def test_bundled_model_reaches_class_accuracy_at_its_defaults():
     """Regression guard for the sampler and the weights: 500 samples, the bundled classifier."""
-    from fashiondiff.metrics import Evaluator, score_generator
+    from fashiondiff.reports import evaluator, score_generator
     from fashiondiff.pipelines import load_model
     model = load_model("transformer", device="cpu")
-    r = score_generator(model, Evaluator(load_model("classifier", device="cpu"), resolution=16), model.sampling,
+    r = score_generator(model, evaluator(load_model("classifier", device="cpu"), resolution=16), model.sampling,
                         n=500, seed=0)
     assert r["cond_acc"] >= 0.85, r
 
