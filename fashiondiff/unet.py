@@ -118,7 +118,8 @@ class LatentUNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def check(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
+    def check_inputs(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
+        """Raise ``ValueError`` with the expected shapes when the inputs do not fit."""
         c = self.config["latent_channels"]
         if z.ndim != 4 or tuple(z.shape[1:]) != (c, 7, 7):
             raise ValueError(f"LatentUNet expects latents of shape (N, {c}, 7, 7), got {tuple(z.shape)}")
@@ -128,7 +129,7 @@ class LatentUNet(nn.Module):
             raise ValueError(f"labels must be in 0..{self.config['n_classes']} ({self.config['n_classes']} = no label)")
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.check(z, t, y)
+        self.check_inputs(z, t, y)
         emb = self.time(t) + self.label(y)                           # (N, E)
         ctx = self.context(y)                                        # (N, K, D)
         h7 = self.enc7(self.conv_in(z), emb, ctx)                    # (N, w1, 7, 7)

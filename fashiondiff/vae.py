@@ -116,13 +116,14 @@ class VAE(nn.Module):
         self.register_buffer("latent_mean", torch.zeros(latent_channels))
         self.register_buffer("latent_scale", torch.ones(()))
 
-    def check(self, x: torch.Tensor) -> None:
+    def check_inputs(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` with the expected shape when ``x`` is not (N, 1, 28, 28) images."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(f"VAE expects images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 1, 28, 28) -> mean, logvar, each (N, C, 7, 7), in the raw (unscaled) latent space."""
-        self.check(x)
+        self.check_inputs(x)
         mean, logvar = self.encoder(x).chunk(2, dim=1)               # (N, C, 7, 7) each
         return mean, logvar.clamp(-30.0, 20.0)
 
