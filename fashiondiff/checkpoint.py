@@ -1,7 +1,7 @@
 """Weights on disk: safetensors for tensors, JSON for everything else. Nothing is ever unpickled.
 
 A weights folder holds ``model.safetensors`` (the weights to sample with, EMA where there is one),
-``config.json`` (``{"model": kind, "config": {...}}``, enough to rebuild the module, and for a generator
+``config.json`` (``{"model": name, "config": {...}}``, enough to rebuild the module, and for a generator
 ``"sampling"``: its default ``SamplingConfig``) and, for bundled weights, ``record.json`` (how they were trained
 and what they score).
 Every file is written atomically: to a temporary file in the same folder, fsync, then rename, so a
@@ -97,37 +97,38 @@ def load_json(path: str | Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 
-def save_weights(folder: str | Path, model: torch.nn.Module, kind: str, config: dict) -> None:
+def save_weights(folder: str | Path, model: torch.nn.Module, name: str, config: dict) -> None:
     """Save ``model``'s state dict and the config that rebuilds it into ``folder``, with the model's default
     sampling settings (``model.sampling``) when it has them."""
     folder = Path(folder)
     save_tensors(folder / WEIGHTS, model.state_dict())
-    meta = {"model": kind, "config": config}
+    meta = {"model": name, "config": config}
     if getattr(model, "sampling", None) is not None:
         meta["sampling"] = model.sampling.to_dict()
     save_json(folder / CONFIG, meta)
 
 
-def read_weights(folder: str | Path, kind: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(config.json as a dict, state_dict)`` from a weights folder, checking that it holds a ``kind`` model."""
+def read_weights(folder: str | Path, name: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(config.json as a dict, state_dict)`` from a weights folder, checking that it holds weights of the
+    recipe ``name``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"weights folder {folder} does not exist")
     meta = load_json(folder / CONFIG)
-    if meta.get("model") != kind:
-        raise ValueError(f"{folder} holds {meta.get('model')!r} weights, not {kind!r} weights")
+    if meta.get("model") != name:
+        raise ValueError(f"{folder} holds {meta.get('model')!r} weights, not {name!r} weights")
     return meta, load_tensors(folder / WEIGHTS)
 
 
-def load_module(cls: type[torch.nn.Module], folder: str | Path, kind: str) -> torch.nn.Module:
+def load_module(cls: type[torch.nn.Module], folder: str | Path, name: str) -> torch.nn.Module:
     """A ``cls`` model rebuilt from a weights folder, in eval mode on the CPU; a generator is built with the
     folder's default sampling settings when it has them. Weights that do not fit raise ``ValueError``."""
-    meta, state = read_weights(folder, kind)
+    meta, state = read_weights(folder, name)
     sampling = {"sampling": SamplingConfig(**meta["sampling"])} if meta.get("sampling") else {}
     model = cls(**meta["config"], **sampling)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
-        raise ValueError(f"{folder}: weights do not fit a {kind} model ({first})") from None
+        raise ValueError(f"{folder}: weights do not fit a {name} model ({first})") from None
     return model.eval()

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import group_norm
+from .layers import ResBlock, group_norm
 
 
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -53,20 +53,6 @@ class FashionClassifier(nn.Module):
         return self.head(self.features(x))                           # (N, n_classes)
 
 
-class ResidualBlock(nn.Module):
-    """x + conv(SiLU(GN(conv(SiLU(GN(x)))))), with a strided 1x1 convolution on the skip when the shape changes."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
-        super().__init__()
-        self.norm1, self.conv1 = group_norm(c_in), nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
-        self.norm2, self.conv2 = group_norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1, stride=stride) if (c_in, stride) != (c_out, 1) else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))                          # (N, c_out, H / stride, W / stride)
-        return self.skip(x) + self.conv2(F.silu(self.norm2(h)))        # (N, c_out, H / stride, W / stride)
-
-
 class ResNetClassifier(nn.Module):
     """The second yardstick: a pre-activation ResNet (He et al. 2016) with GroupNorm, global average pooling and
     no batch statistics, trained on 28x28 images with random shifts and flips but never on blurred (16x16) ones.
@@ -80,9 +66,9 @@ class ResNetClassifier(nn.Module):
         self.config = dict(width=width, feature_dim=feature_dim, n_classes=n_classes)
         w = width
         self.stem = nn.Conv2d(1, w, 3, padding=1)
-        self.blocks = nn.Sequential(ResidualBlock(w, w), ResidualBlock(w, 2 * w, stride=2),
-                                    ResidualBlock(2 * w, 2 * w), ResidualBlock(2 * w, 4 * w, stride=2),
-                                    ResidualBlock(4 * w, 4 * w))
+        self.blocks = nn.Sequential(ResBlock(w, w), ResBlock(w, 2 * w, stride=2),              # (N, 2w, 14, 14)
+                                    ResBlock(2 * w, 2 * w), ResBlock(2 * w, 4 * w, stride=2),  # (N, 4w, 7, 7)
+                                    ResBlock(4 * w, 4 * w))
         self.norm = group_norm(4 * w)
         self.embed = nn.Linear(4 * w, feature_dim)
         self.head = nn.Sequential(nn.SiLU(), nn.Dropout(0.2), nn.Linear(feature_dim, n_classes))

@@ -220,11 +220,3 @@ def map_batches(fn, x: torch.Tensor, batch_size: int = 1000, device: torch.devic
     if isinstance(outs[0], tuple):
         return tuple(torch.cat([o[k].cpu() for o in outs]) for k in range(len(outs[0])))
     return torch.cat([o.cpu() for o in outs])
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator | None = None, drop_last: bool = True):
-    """Yield index tensors of a shuffled pass over ``range(n)`` (shuffled when ``generator`` is given)."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for i in range(0, stop, batch_size):
-        yield order[i:i + batch_size]

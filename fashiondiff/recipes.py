@@ -86,23 +86,36 @@ class Recipe:
         return self.model(**{**self.config, **changes}, **sampling)
 
 
-def classifier_setup(recipe: Recipe, device: torch.device):
-    """The classifier at 28x28, trained with horizontal flips and, for half of each batch, the 16x16
-    round trip of the pixel track, so that it also scores 16x16 samples well."""
+def yardstick_setup(recipe: Recipe, device: torch.device, augment: Callable):
+    """A classifier on the 28x28 training set, channels-last (faster convolutions on CPU), with a label-smoothed
+    cross-entropy loss on each batch as ``augment(images (B, 1, 28, 28), generator)`` returns it."""
     x, y = load("train", 28)
-    x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)   # faster convs on CPU
+    x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
     model = recipe.build().to(device, memory_format=torch.channels_last)
 
     def loss_fn(model, idx, gen):
         idx = idx.to(device)
-        xb, yb = x[idx], y[idx]                                              # (B, 1, 28, 28), (B,)
-        flip = torch.rand(len(idx), generator=gen) < 0.5
-        xb = torch.where(flip.to(device)[:, None, None, None], xb.flip(-1), xb)
-        half = len(idx) // 2
-        xb = torch.cat([xb[:half], round_trip(xb[half:], 16)])
+        xb, yb = augment(x[idx], gen), y[idx]                                # (B, 1, 28, 28), (B,)
         return F.cross_entropy(model(xb), yb, label_smoothing=0.05)
 
     return model, loss_fn, len(x)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image of (N, 1, H, W) mirrored left to right with probability 1/2."""
+    flip = torch.rand(len(x), generator=generator) < 0.5                             # (N,)
+    return torch.where(flip.to(x.device)[:, None, None, None], x.flip(-1), x)        # (N, 1, H, W)
+
+
+def classifier_setup(recipe: Recipe, device: torch.device):
+    """The classifier at 28x28, trained with horizontal flips and, for half of each batch, the 16x16
+    round trip of the pixel track, so that it also scores 16x16 samples well."""
+    def augment(xb, gen):
+        xb = random_flip(xb, gen)                                            # (B, 1, 28, 28)
+        half = len(xb) // 2
+        return torch.cat([xb[:half], round_trip(xb[half:], 16)])             # (B, 1, 28, 28)
+
+    return yardstick_setup(recipe, device, augment)
 
 
 def shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -120,18 +133,11 @@ def shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.
 def resnet_setup(recipe: Recipe, device: torch.device):
     """The second yardstick at 28x28 with random shifts of up to 2 pixels and horizontal flips, and, unlike the
     course's classifier, never the 16x16 round trip: it sees only sharp images."""
-    x, y = load("train", 28)
-    x, y = x.to(device).contiguous(memory_format=torch.channels_last), y.to(device)
-    model = recipe.build().to(device, memory_format=torch.channels_last)
+    def augment(xb, gen):
+        xb = random_flip(shift(xb, 2, gen), gen)                             # (B, 1, 28, 28)
+        return xb.contiguous(memory_format=torch.channels_last)
 
-    def loss_fn(model, idx, gen):
-        idx = idx.to(device)
-        xb, yb = shift(x[idx], 2, gen), y[idx]                               # (B, 1, 28, 28), (B,)
-        flip = torch.rand(len(idx), generator=gen) < 0.5
-        xb = torch.where(flip.to(device)[:, None, None, None], xb.flip(-1), xb)
-        return F.cross_entropy(model(xb.contiguous(memory_format=torch.channels_last)), yb, label_smoothing=0.05)
-
-    return model, loss_fn, len(x)
+    return yardstick_setup(recipe, device, augment)
 
 
 def transformer_setup(recipe: Recipe, device: torch.device, prediction: str | None = None,

@@ -58,7 +58,7 @@ def run(name: str, out: str | Path, overrides: dict | None = None, device: str =
     torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed alone
     model, loss_fn, n = r.setup(r, dev, **options)
     speed_up(model, dev)
-    result = train(model, loss_fn, n, cfg, out=out, kind=name, resume=resume, progress=progress and rank == 0)
+    result = train(model, loss_fn, n, cfg, out=out, name=name, resume=resume, progress=progress and rank == 0)
     final = result.ema if result.ema is not None else result.model
     use_conv_linears(final, False)                 # measured and saved as a plain model
     if r.finish is not None and rank == 0:

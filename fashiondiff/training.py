@@ -251,7 +251,7 @@ class RunState:
 
 
 def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig, out: str | Path | None = None,
-          kind: str = "model", resume: bool = False, progress: bool = True) -> TrainResult:
+          name: str = "model", resume: bool = False, progress: bool = True) -> TrainResult:
     """Train ``model`` on ``n_examples`` in-memory examples; see the module docstring.
 
     ``loss_fn(model, idx, generator) -> scalar loss``, with ``idx`` the int64 indices of this process's share of one
@@ -260,7 +260,8 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     seeded with ``cfg.seed`` inside and restored on return, and speed-ups (``fastlinear.use_conv_linears``,
     ``devices.keep_freed_memory``) are the caller's to ask for.
     With ``out`` set, checkpoints go to ``out/checkpoint`` every ``cfg.checkpoint_every`` steps and at the
-    end, and the weights to sample with (EMA if kept) plus their config to ``out``.
+    end, and the weights to sample with (EMA if kept) plus their config to ``out``, under the model's recipe
+    ``name`` (``checkpoint.save_weights``).
     """
     from tqdm.auto import tqdm
 
@@ -272,7 +273,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
         raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({world})")
     folder = Path(out) / "checkpoint" if out else None
     writes = folder is not None and rank == 0            # only rank 0 writes files
-    meta = {"kind": kind, "train": asdict(cfg), "model_config": getattr(model, "config", {})}
+    meta = {"kind": name, "train": asdict(cfg), "model_config": getattr(model, "config", {})}
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
@@ -294,7 +295,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
         model.train()
         start, run_loss, run_n = time.time(), 0.0, 0
         with CtrlC() as ctrl_c, tqdm(total=total, initial=run.step, disable=not progress or rank > 0,
-                                     desc=f"train {kind}", dynamic_ncols=True) as bar:
+                                     desc=f"train {name}", dynamic_ncols=True) as bar:
             while run.step < total and not ctrl_c.pressed_on_any_rank(world):
                 for g in run.opt.param_groups:
                     g["lr"] = cfg.lr * lr_factor(run.step, total, cfg)
@@ -325,7 +326,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
         if ctrl_c.pressed or run.step < total:          # short of the end: another rank's Ctrl-C stopped this one
             raise KeyboardInterrupt(f"interrupted at step {run.step}; checkpoint saved in {folder}")
         if writes:
-            save_weights(out, run.to_sample, kind, meta["model_config"])
+            save_weights(out, run.to_sample, name, meta["model_config"])
     model.eval()
     ema = run.ema.model if run.ema is not None else None
     return TrainResult(model, ema, run.step, time.time() - start, run.history)

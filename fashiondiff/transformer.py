@@ -81,7 +81,7 @@ class PixelTransformer(nn.Module):
         """What the sampler draws is already an image (N, C, H, W)."""
         return x
 
-    def check(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
+    def check_inputs(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
         """Raise ``ValueError`` with the expected shapes when the inputs do not fit."""
         s, c = self.image_size, self.channels
         if x.ndim != 4 or tuple(x.shape[1:]) != (c, s, s):
@@ -94,7 +94,7 @@ class PixelTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if not torch.compiler.is_compiling():                    # the checks read values: keep them out of graphs
-            self.check(x, t, y)
+            self.check_inputs(x, t, y)
         h = self.pos(self.patch(x))                              # (N, L, D): L tokens
         c = self.time(t) + self.label(y)                         # (N, D)
         for block in self.blocks:

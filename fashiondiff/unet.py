@@ -23,28 +23,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .embeddings import ClassEmbedding, TimestepEmbedding
-from .layers import group_norm as norm
+from .layers import ResBlock, group_norm as norm
 
 
-class LatentResBlock(nn.Module):
-    """Residual block with the conditioning vector ``emb`` (N, E) as scale and shift of the second norm:
-    h = conv(SiLU(GN(x))); h = conv(SiLU(GN(h) * (1 + scale) + shift)); out = skip(x) + h."""
+class LatentResBlock(ResBlock):
+    """``layers.ResBlock`` conditioned on ``emb`` (N, E) through the scale and shift of its second norm, with its
+    last convolution zero-initialised so that the block starts as its skip (Ho et al. 2020):
+    (N, c_in, H, W), (N, E) -> (N, c_out, H, W)."""
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int):
-        super().__init__()
-        self.norm1, self.conv1 = norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, 2 * c_out)
-        self.norm2, self.conv2 = norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        super().__init__(c_in, c_out, emb_dim)
         nn.init.zeros_(self.conv2.weight)                            # start as the identity (skip only)
         nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))                        # (N, c_out, H, W)
-        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)   # (N, c_out, 1, 1) each
-        h = self.norm2(h) * (1 + scale) + shift                      # (N, c_out, H, W)
-        h = self.conv2(F.silu(h))                                    # (N, c_out, H, W)
-        return self.skip(x) + h                                      # (N, c_out, H, W)
 
 
 class CrossAttention(nn.Module):
@@ -128,7 +118,8 @@ class LatentUNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def check(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
+    def check_inputs(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
+        """Raise ``ValueError`` with the expected shapes when the inputs do not fit."""
         c = self.config["latent_channels"]
         if z.ndim != 4 or tuple(z.shape[1:]) != (c, 7, 7):
             raise ValueError(f"LatentUNet expects latents of shape (N, {c}, 7, 7), got {tuple(z.shape)}")
@@ -138,7 +129,7 @@ class LatentUNet(nn.Module):
             raise ValueError(f"labels must be in 0..{self.config['n_classes']} ({self.config['n_classes']} = no label)")
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        self.check(z, t, y)
+        self.check_inputs(z, t, y)
         emb = self.time(t) + self.label(y)                           # (N, E)
         ctx = self.context(y)                                        # (N, K, D)
         h7 = self.enc7(self.conv_in(z), emb, ctx)                    # (N, w1, 7, 7)

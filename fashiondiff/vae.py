@@ -7,7 +7,7 @@
               +  beta * KL(q(z | x) || N(0, I)) per latent element
     KL:       0.5 * (mean^2 + var - 1 - log var), summed over nothing: one value per latent element
 
-Both halves are stacks of ``ResBlock`` (GroupNorm, SiLU, 3x3 conv, twice, plus the input), strided
+Both halves are stacks of ``layers.ResBlock`` (GroupNorm, SiLU, 3x3 conv, twice, plus the input), strided
 convolutions down (28 -> 14 -> 7) and nearest-neighbour upsampling plus a convolution up, and at 7x7 a
 squeeze-and-excitation ``ChannelAttention`` (Hu et al. 2018) that reweights channels from their global mean.
 
@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import map_batches
-from .layers import group_norm as norm
+from .layers import ResBlock, group_norm as norm
 
 
 def kl_divergence(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -51,21 +51,6 @@ class ChannelAttention(nn.Module):
         w = x.mean(dim=(2, 3))                                       # (N, C)
         w = torch.sigmoid(self.fc2(F.silu(self.fc1(w))))             # (N, C)
         return x * w[:, :, None, None]                               # (N, C, H, W)
-
-
-class ResBlock(nn.Module):
-    """x + conv(SiLU(GN(conv(SiLU(GN(x)))))), with a 1x1 convolution on the skip when channels change."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__()
-        self.norm1, self.conv1 = norm(c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.norm2, self.conv2 = norm(c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))                        # (N, c_out, H, W)
-        h = self.conv2(F.silu(self.norm2(h)))                        # (N, c_out, H, W)
-        return self.skip(x) + h                                      # (N, c_out, H, W)
 
 
 class Encoder(nn.Module):
@@ -131,13 +116,14 @@ class VAE(nn.Module):
         self.register_buffer("latent_mean", torch.zeros(latent_channels))
         self.register_buffer("latent_scale", torch.ones(()))
 
-    def check(self, x: torch.Tensor) -> None:
+    def check_inputs(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` with the expected shape when ``x`` is not (N, 1, 28, 28) images."""
         if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             raise ValueError(f"VAE expects images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 1, 28, 28) -> mean, logvar, each (N, C, 7, 7), in the raw (unscaled) latent space."""
-        self.check(x)
+        self.check_inputs(x)
         mean, logvar = self.encoder(x).chunk(2, dim=1)               # (N, C, 7, 7) each
         return mean, logvar.clamp(-30.0, 20.0)
 

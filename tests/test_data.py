@@ -93,11 +93,6 @@ def test_float_views_and_scaling():
     assert torch.equal(data.to_uint8(g), x.repeat(1, 14, 14))
 
 
-def test_batches_cover_every_index_once():
-    seen = torch.cat(list(data.batches(100, 10, torch.Generator().manual_seed(0))))
-    assert sorted(seen.tolist()) == list(range(100))
-
-
 @needs_data
 def test_real_data_shapes_and_balance():
     train, test = data.load_split("train"), data.load_split("test")

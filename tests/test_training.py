@@ -78,7 +78,7 @@ def test_checkpoint_round_trip_and_exact_resume(tmp_path):
     x, y, loss_fn = _toy_problem()
     cfg = TrainConfig(max_steps=12, batch_size=64, lr=1e-3, warmup_steps=2, checkpoint_every=6, log_every=3)
     torch.manual_seed(0)
-    full = train(small_model(), loss_fn, len(x), cfg, out=tmp_path / "full", kind="transformer", progress=False)
+    full = train(small_model(), loss_fn, len(x), cfg, out=tmp_path / "full", name="transformer", progress=False)
     # Crash in step 7, after the checkpoint at step 6; then resume to 12: identical weights.
     calls = []
 
@@ -89,11 +89,11 @@ def test_checkpoint_round_trip_and_exact_resume(tmp_path):
         return loss_fn(m, idx, gen)
     torch.manual_seed(0)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(small_model(), crashing, len(x), cfg, out=tmp_path / "part", kind="transformer", progress=False)
+        train(small_model(), crashing, len(x), cfg, out=tmp_path / "part", name="transformer", progress=False)
     state = json.loads((tmp_path / "part" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 6
     torch.manual_seed(123)                                               # resume must not depend on this
-    resumed = train(small_model(), loss_fn, len(x), cfg, out=tmp_path / "part", kind="transformer",
+    resumed = train(small_model(), loss_fn, len(x), cfg, out=tmp_path / "part", name="transformer",
                     resume=True, progress=False)
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(a, b)
