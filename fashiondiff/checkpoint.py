@@ -10,6 +10,7 @@ crash never leaves a half-written file under the real name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -97,12 +98,17 @@ def load_json(path: str | Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({e})") from None
 
 
-def save_weights(folder: str | Path, model: torch.nn.Module, name: str, config: dict) -> None:
+def config_dict(config) -> dict:
+    """A model's config as the JSON-ready dict that rebuilds it (``Model(**config_dict(model.config))``)."""
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def save_weights(folder: str | Path, model: torch.nn.Module, name: str, config) -> None:
     """Save ``model``'s state dict and the config that rebuilds it into ``folder``, with the model's default
     sampling settings (``model.sampling``) when it has them."""
     folder = Path(folder)
     save_tensors(folder / WEIGHTS, model.state_dict())
-    meta = {"model": name, "config": config}
+    meta = {"model": name, "config": config_dict(config)}
     if getattr(model, "sampling", None) is not None:
         meta["sampling"] = model.sampling.to_dict()
     save_json(folder / CONFIG, meta)

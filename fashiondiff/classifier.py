@@ -10,6 +10,8 @@ so 16x16 samples of the pixel track are scored after upsampling.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -22,13 +24,22 @@ def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
+@dataclass
+class ClassifierConfig:
+    """What builds either classifier (``FashionClassifier(config)``, ``ResNetClassifier(config)``); the checkpoint
+    stores it as a dict."""
+    width: int = 32                    # channels of the first stage, doubled at each downsampling
+    feature_dim: int = 128             # the features the course's measures use
+    n_classes: int = 10
+
+
 class FashionClassifier(nn.Module):
     """Conv net: 28 -> 14 -> 7, flattened -> 128-d features -> 10 logits (about 0.9M parameters)."""
 
-    def __init__(self, width: int = 32, feature_dim: int = 128, n_classes: int = 10):
+    def __init__(self, config: ClassifierConfig | None = None, **changes):
         super().__init__()
-        self.config = dict(width=width, feature_dim=feature_dim, n_classes=n_classes)
-        w = width
+        self.config = config = replace(config or ClassifierConfig(), **changes)
+        w, feature_dim, n_classes = config.width, config.feature_dim, config.n_classes
         self.body = nn.Sequential(
             conv_bn(1, w), nn.MaxPool2d(2),                              # (N, w, 14, 14)
             conv_bn(w, 2 * w), conv_bn(2 * w, 2 * w), nn.MaxPool2d(2),   # (N, 2w, 7, 7)
@@ -61,10 +72,10 @@ class ResNetClassifier(nn.Module):
 
     (N, 1, H, W) -> 28 -> 14 -> 7 -> global mean -> ``feature_dim`` features -> ``n_classes`` logits."""
 
-    def __init__(self, width: int = 32, feature_dim: int = 128, n_classes: int = 10):
+    def __init__(self, config: ClassifierConfig | None = None, **changes):
         super().__init__()
-        self.config = dict(width=width, feature_dim=feature_dim, n_classes=n_classes)
-        w = width
+        self.config = config = replace(config or ClassifierConfig(), **changes)
+        w, feature_dim, n_classes = config.width, config.feature_dim, config.n_classes
         self.stem = nn.Conv2d(1, w, 3, padding=1)
         self.blocks = nn.Sequential(ResBlock(w, w), ResBlock(w, 2 * w, stride=2),              # (N, 2w, 14, 14)
                                     ResBlock(2 * w, 2 * w), ResBlock(2 * w, 4 * w, stride=2),  # (N, 4w, 7, 7)

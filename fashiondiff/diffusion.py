@@ -47,16 +47,16 @@ def check_prediction(prediction: str) -> str:
 
 class DiffusionGenerator:
     """What a generator trained on a ``NoiseSchedule`` shares (``generation.Generator``): it is sampled by the
-    "diffusion" samplers, with its schedule rebuilt from ``config["timesteps"]`` and ``config["schedule"]``."""
+    "diffusion" samplers, with its schedule rebuilt from ``config.timesteps`` and ``config.schedule``."""
     process = "diffusion"
 
     @property
     def schedule(self) -> NoiseSchedule:
-        return NoiseSchedule(self.config["timesteps"], self.config["schedule"])
+        return NoiseSchedule(self.config.timesteps, self.config.schedule)
 
     @property
     def max_steps(self) -> int:
-        return self.config["timesteps"]
+        return self.config.timesteps
 
 
 def target(schedule: NoiseSchedule, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, prediction: str):

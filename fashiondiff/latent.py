@@ -10,13 +10,38 @@ unchanged; ``decode`` turns the sampled latents into images. Only the UNet is tr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
 from .diffusion import DiffusionGenerator
 from .sampling import SamplingConfig
-from .unet import LatentUNet
-from .vae import VAE
+from .unet import LatentUNet, UNetConfig
+from .vae import VAE, VAEConfig
+
+
+@dataclass
+class LatentConfig:
+    """What builds a ``LatentDiffusion``: its two parts' configs (dicts are read as them). ``timesteps``,
+    ``schedule`` and ``prediction`` repeat the UNet's for the samplers; given (as on loading), they must agree."""
+    vae: VAEConfig
+    unet: UNetConfig
+    timesteps: int | None = None
+    schedule: str | None = None
+    prediction: str = "eps"
+
+    def __post_init__(self):
+        self.vae = self.vae if isinstance(self.vae, VAEConfig) else VAEConfig(**self.vae)
+        self.unet = self.unet if isinstance(self.unet, UNetConfig) else UNetConfig(**self.unet)
+        for key, value in (("timesteps", self.timesteps), ("schedule", self.schedule), ("prediction", self.prediction)):
+            unet = getattr(self.unet, key, "eps")                   # the UNet always predicts eps
+            if value is not None and value != unet:
+                raise ValueError(f"latent config: {key} = {value!r} does not match the UNet's ({unet!r})")
+        self.timesteps, self.schedule = self.unet.timesteps, self.unet.schedule
+        if self.unet.latent_channels != self.vae.latent_channels:
+            raise ValueError(f"the UNet expects {self.unet.latent_channels} latent channels, "
+                             f"the VAE makes {self.vae.latent_channels}")
 
 
 class LatentDiffusion(DiffusionGenerator, nn.Module):
@@ -27,22 +52,15 @@ class LatentDiffusion(DiffusionGenerator, nn.Module):
     image_size = 28                    # of the decoded images
     sample_batch_size = 500            # latents per sampling batch
 
-    def __init__(self, vae: dict, unet: dict, sampling: SamplingConfig | None = None, **derived):
-        """``vae`` and ``unet``: the two parts' configs. ``derived`` (timesteps, schedule, prediction) is what
-        ``config`` repeats from the UNet's config for the samplers; given back on loading, it must agree.
+    def __init__(self, vae: VAEConfig | dict, unet: UNetConfig | dict, sampling: SamplingConfig | None = None,
+                 **derived):
+        """``vae`` and ``unet``: the two parts' configs; ``derived`` and the checks: ``LatentConfig``.
         ``sampling``: the default settings (without one, ancestral sampling at every timestep)."""
         super().__init__()
-        self.config = {"vae": dict(vae), "unet": dict(unet), "timesteps": unet.get("timesteps", 1000),
-                       "schedule": unet.get("schedule", "linear"), "prediction": "eps"}
-        for key, value in derived.items():
-            if key not in self.config or self.config[key] != value:
-                raise ValueError(f"latent config: {key} = {value!r} does not match the UNet's ({self.config.get(key)!r})")
-        self.vae = VAE(**vae).requires_grad_(False)
-        self.unet = LatentUNet(**unet)
-        if self.unet.config["latent_channels"] != self.vae.latent_channels:
-            raise ValueError(f"the UNet expects {self.unet.config['latent_channels']} latent channels, "
-                             f"the VAE makes {self.vae.latent_channels}")
-        self.sampling = sampling or SamplingConfig("ddpm", steps=self.config["timesteps"])
+        self.config = LatentConfig(vae, unet, **derived)
+        self.vae = VAE(self.config.vae).requires_grad_(False)
+        self.unet = LatentUNet(self.config.unet)
+        self.sampling = sampling or SamplingConfig("ddpm", steps=self.config.timesteps)
 
     @property
     def label(self):

@@ -33,7 +33,7 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpoint import load_json, load_meta, load_tensors, remove_stale_temporaries, save_json, save_tensors, save_weights
+from .checkpoint import config_dict, load_json, load_meta, load_tensors, remove_stale_temporaries, save_json, save_tensors, save_weights
 from .devices import rank_and_world
 
 
@@ -273,7 +273,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
         raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of processes ({world})")
     folder = Path(out) / "checkpoint" if out else None
     writes = folder is not None and rank == 0            # only rank 0 writes files
-    meta = {"kind": name, "train": asdict(cfg), "model_config": getattr(model, "config", {})}
+    meta = {"kind": name, "train": asdict(cfg), "model_config": config_dict(getattr(model, "config", {}))}
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):

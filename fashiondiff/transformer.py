@@ -13,6 +13,8 @@ scale and gate for the attention and the feed-forward branch of each block.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn as nn
 
@@ -48,26 +50,47 @@ class AdaLNBlock(nn.Module):
         return x
 
 
+@dataclass
+class TransformerConfig:
+    """What builds the backbone, and the flow (``FlowTransformer(config)``); the checkpoint stores it as a dict."""
+    image_size: int = 16
+    patch_size: int = 2                # 2x2 patches: 64 tokens at 16x16
+    channels: int = 1
+    dim: int = 128
+    heads: int = 4
+    layers: int = 3
+    ff_dim: int = 256
+    n_classes: int = 10                # label n_classes is the null label
+    attention: str = "linear"          # "linear" or "softmax"
+    pos_encoding: str = "sincos"
+
+
+@dataclass
+class DenoiserConfig(TransformerConfig):
+    """What builds a ``TransformerDenoiser``: the backbone's config, the noise schedule and the prediction target."""
+    timesteps: int = 10
+    schedule: str = "cosine"
+    prediction: str = "x0"             # "x0", "eps" or "v" (fashiondiff.diffusion)
+
+
 class PixelTransformer(nn.Module):
     """The backbone: x_t (N, C, H, W), a noise time t (N,), y (N,) in 0..n_classes -> (N, C, H, W).
 
     Label ``n_classes`` is the null label (no class), used for classifier-free guidance. t reaches the network
     as ``time_scale`` t (``TimestepEmbedding``). The last layer starts at zero, so an untrained model outputs 0."""
 
-    def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
-                 heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10, attention: str = "linear",
-                 pos_encoding: str = "sincos", time_scale: float = 100.0):
+    def __init__(self, config: TransformerConfig, time_scale: float):
         super().__init__()
-        self.n_classes, self.channels, self.image_size, self.patch_size = n_classes, channels, image_size, patch_size
-        n_tokens = (image_size // patch_size) ** 2
-        self.patch = PatchEmbedding(channels, dim, patch_size)
-        self.pos = PositionalEncoding(n_tokens, dim, pos_encoding)
-        self.time = TimestepEmbedding(dim, scale=time_scale)
-        self.label = ClassEmbedding(n_classes, dim)
-        self.blocks = nn.ModuleList(AdaLNBlock(dim, heads, ff_dim, attention) for _ in range(layers))
-        self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
-        self.out = nn.Linear(dim, channels * patch_size ** 2)
+        c = config
+        self.n_classes, self.channels, self.image_size, self.patch_size = c.n_classes, c.channels, c.image_size, c.patch_size
+        self.patch = PatchEmbedding(c.channels, c.dim, c.patch_size)
+        self.pos = PositionalEncoding((c.image_size // c.patch_size) ** 2, c.dim, c.pos_encoding)
+        self.time = TimestepEmbedding(c.dim, scale=time_scale)
+        self.label = ClassEmbedding(c.n_classes, c.dim)
+        self.blocks = nn.ModuleList(AdaLNBlock(c.dim, c.heads, c.ff_dim, c.attention) for _ in range(c.layers))
+        self.final_norm = nn.LayerNorm(c.dim, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(c.dim, 2 * c.dim))
+        self.out = nn.Linear(c.dim, c.channels * c.patch_size ** 2)
         for layer in (self.final_ada[1], self.out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -115,17 +138,12 @@ class TransformerDenoiser(DiffusionGenerator, PixelTransformer):
     clip = 1.0                         # x_0 lies in [-1, 1]
     sample_batch_size = 64             # images per sampling batch
 
-    def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
-                 heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10, timesteps: int = 10,
-                 schedule: str = "cosine", attention: str = "linear", pos_encoding: str = "sincos",
-                 prediction: str = "x0", sampling: SamplingConfig | None = None):
-        super().__init__(image_size, patch_size, channels, dim, heads, layers, ff_dim, n_classes, attention,
-                         pos_encoding, time_scale=1000 / timesteps)
-        self.config = dict(image_size=image_size, patch_size=patch_size, channels=channels, dim=dim, heads=heads,
-                           layers=layers, ff_dim=ff_dim, n_classes=n_classes, timesteps=timesteps,
-                           schedule=schedule, attention=attention, pos_encoding=pos_encoding, prediction=prediction)
-        self.prediction = check_prediction(prediction)   # what the output is: the loss's target, the sampler's input
-        self.sampling = sampling or SamplingConfig("ddpm", steps=timesteps)
+    def __init__(self, config: DenoiserConfig | None = None, sampling: SamplingConfig | None = None, **changes):
+        config = replace(config or DenoiserConfig(), **changes)
+        super().__init__(config, time_scale=1000 / config.timesteps)
+        self.config = config
+        self.prediction = check_prediction(config.prediction)   # the output: the loss's target, the sampler's input
+        self.sampling = sampling or SamplingConfig("ddpm", steps=config.timesteps)
 
 
 class FlowTransformer(PixelTransformer):
@@ -143,12 +161,8 @@ class FlowTransformer(PixelTransformer):
     max_steps = 1000
     sample_batch_size = 64
 
-    def __init__(self, image_size: int = 16, patch_size: int = 2, channels: int = 1, dim: int = 128,
-                 heads: int = 4, layers: int = 3, ff_dim: int = 256, n_classes: int = 10,
-                 attention: str = "linear", pos_encoding: str = "sincos", sampling: SamplingConfig | None = None):
-        super().__init__(image_size, patch_size, channels, dim, heads, layers, ff_dim, n_classes, attention,
-                         pos_encoding, time_scale=1000)
-        self.config = dict(image_size=image_size, patch_size=patch_size, channels=channels, dim=dim, heads=heads,
-                           layers=layers, ff_dim=ff_dim, n_classes=n_classes, attention=attention,
-                           pos_encoding=pos_encoding)
+    def __init__(self, config: TransformerConfig | None = None, sampling: SamplingConfig | None = None, **changes):
+        config = replace(config or TransformerConfig(), **changes)
+        super().__init__(config, time_scale=1000)                # t in [0, 1] -> 0..1000
+        self.config = config
         self.sampling = sampling or SamplingConfig("euler", steps=10)

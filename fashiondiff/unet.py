@@ -18,6 +18,8 @@ Label ``n_classes`` is the null label of classifier-free guidance.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -90,43 +92,56 @@ class ResAttentionBlock(nn.Module):
         return self.attn(x, context) if self.attn is not None else x
 
 
+@dataclass
+class UNetConfig:
+    """What builds a ``LatentUNet``; the checkpoint stores it as a dict (inside the latent model's)."""
+    latent_channels: int = 4
+    widths: tuple[int, int, int] = (64, 128, 128)      # channels at 7x7, 4x4 and 2x2
+    emb_dim: int = 256                                 # time and class embedding
+    context_tokens: int = 4                            # class context tokens for cross-attention
+    context_dim: int = 64
+    heads: int = 4
+    attention_7x7: bool = False                        # attention at 7x7 too (49 tokens)
+    n_classes: int = 10
+    timesteps: int = 1000                              # the NoiseSchedule it is trained with
+    schedule: str = "linear"
+
+    def __post_init__(self):
+        self.widths = tuple(self.widths)                   # a JSON list reads back as the same config
+
+
 class LatentUNet(nn.Module):
     """eps_theta(z_t, t, y) for z_t (N, C, 7, 7), t (N,) in 1..T, y (N,) in 0..n_classes (n_classes = null)."""
 
-    def __init__(self, latent_channels: int = 4, widths: tuple[int, int, int] = (64, 128, 128), emb_dim: int = 256,
-                 context_tokens: int = 4, context_dim: int = 64, heads: int = 4, attention_7x7: bool = False,
-                 n_classes: int = 10, timesteps: int = 1000, schedule: str = "linear"):
+    def __init__(self, config: UNetConfig | None = None, **changes):
         super().__init__()
-        self.config = dict(latent_channels=latent_channels, widths=list(widths), emb_dim=emb_dim,
-                           context_tokens=context_tokens, context_dim=context_dim, heads=heads,
-                           attention_7x7=attention_7x7, n_classes=n_classes, timesteps=timesteps,
-                           schedule=schedule, prediction="eps")
-        w1, w2, w3 = widths
-        block = lambda ci, co, attn: ResAttentionBlock(ci, co, emb_dim, context_dim, heads, attn)  # noqa: E731
-        self.time = TimestepEmbedding(emb_dim, scale=1000 / timesteps)
-        self.label = ClassEmbedding(n_classes, emb_dim)
-        self.context = ClassContext(n_classes, context_tokens, context_dim)
-        self.conv_in = nn.Conv2d(latent_channels, w1, 3, padding=1)
-        self.enc7, self.down4 = block(w1, w1, attention_7x7), nn.Conv2d(w1, w2, 3, stride=2, padding=1)
+        c = self.config = replace(config or UNetConfig(), **changes)
+        w1, w2, w3 = c.widths
+        block = lambda ci, co, attn: ResAttentionBlock(ci, co, c.emb_dim, c.context_dim, c.heads, attn)  # noqa: E731
+        self.time = TimestepEmbedding(c.emb_dim, scale=1000 / c.timesteps)
+        self.label = ClassEmbedding(c.n_classes, c.emb_dim)
+        self.context = ClassContext(c.n_classes, c.context_tokens, c.context_dim)
+        self.conv_in = nn.Conv2d(c.latent_channels, w1, 3, padding=1)
+        self.enc7, self.down4 = block(w1, w1, c.attention_7x7), nn.Conv2d(w1, w2, 3, stride=2, padding=1)
         self.enc4, self.down2 = block(w2, w2, True), nn.Conv2d(w2, w3, 3, stride=2, padding=1)
         self.enc2 = block(w3, w3, True)
         self.mid1, self.mid2 = block(w3, w3, True), block(w3, w3, False)
         self.dec2 = block(2 * w3, w3, True)
         self.up4, self.dec4 = nn.Conv2d(w3, w2, 3, padding=1), block(2 * w2, w2, True)
-        self.up7, self.dec7 = nn.Conv2d(w2, w1, 3, padding=1), block(2 * w1, w1, attention_7x7)
-        self.norm_out, self.conv_out = norm(w1), nn.Conv2d(w1, latent_channels, 3, padding=1)
+        self.up7, self.dec7 = nn.Conv2d(w2, w1, 3, padding=1), block(2 * w1, w1, c.attention_7x7)
+        self.norm_out, self.conv_out = norm(w1), nn.Conv2d(w1, c.latent_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
     def check_inputs(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> None:
         """Raise ``ValueError`` with the expected shapes when the inputs do not fit."""
-        c = self.config["latent_channels"]
+        c = self.config.latent_channels
         if z.ndim != 4 or tuple(z.shape[1:]) != (c, 7, 7):
             raise ValueError(f"LatentUNet expects latents of shape (N, {c}, 7, 7), got {tuple(z.shape)}")
         if t.shape != (len(z),) or y.shape != (len(z),):
             raise ValueError(f"t and y must have shape ({len(z)},), got {tuple(t.shape)} and {tuple(y.shape)}")
-        if not torch.compiler.is_compiling() and (y.min() < 0 or y.max() > self.config["n_classes"]):
-            raise ValueError(f"labels must be in 0..{self.config['n_classes']} ({self.config['n_classes']} = no label)")
+        if not torch.compiler.is_compiling() and (y.min() < 0 or y.max() > self.config.n_classes):
+            raise ValueError(f"labels must be in 0..{self.config.n_classes} ({self.config.n_classes} = no label)")
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.check_inputs(z, t, y)

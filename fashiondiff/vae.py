@@ -26,6 +26,8 @@ the weights, and applied by ``encode`` / ``decode``: ``encode`` returns (z - lat
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -99,21 +101,32 @@ class Decoder(nn.Module):
         return torch.tanh(x) if self.output == "tanh" else x
 
 
+@dataclass
+class VAEConfig:
+    """What builds a ``VAE``; the checkpoint stores it as a dict."""
+    latent_channels: int = 4
+    widths: tuple[int, int, int] = (32, 64, 128)      # channels at 28x28, 14x14 and 7x7
+    beta: float = 1e-3                                 # the KL term's weight
+    output: str = "linear"                             # the decoder's last activation: "linear" or "tanh"
+    reconstruction: str = "mse"                        # the reconstruction loss: "mse" or "l1"
+
+    def __post_init__(self):
+        self.widths = tuple(self.widths)                   # a JSON list reads back as the same config
+
+
 class VAE(nn.Module):
     """28x28 images in [-1, 1] <-> ``latent_channels`` x 7 x 7 latents; see the module docstring."""
 
-    def __init__(self, latent_channels: int = 4, widths: tuple[int, int, int] = (32, 64, 128), beta: float = 1e-3,
-                 output: str = "linear", reconstruction: str = "mse"):
+    def __init__(self, config: VAEConfig | None = None, **changes):
         super().__init__()
-        if reconstruction not in ("mse", "l1"):
-            raise ValueError(f"unknown reconstruction loss {reconstruction!r} (allowed: mse, l1)")
-        self.config = dict(latent_channels=latent_channels, widths=list(widths), beta=beta, output=output,
-                           reconstruction=reconstruction)
-        self.reconstruction = F.mse_loss if reconstruction == "mse" else F.l1_loss
-        self.latent_channels, self.beta = latent_channels, beta
-        self.encoder = Encoder(latent_channels, tuple(widths))
-        self.decoder = Decoder(latent_channels, tuple(widths), output)
-        self.register_buffer("latent_mean", torch.zeros(latent_channels))
+        self.config = config = replace(config or VAEConfig(), **changes)
+        if config.reconstruction not in ("mse", "l1"):
+            raise ValueError(f"unknown reconstruction loss {config.reconstruction!r} (allowed: mse, l1)")
+        self.reconstruction = F.mse_loss if config.reconstruction == "mse" else F.l1_loss
+        self.latent_channels, self.beta = config.latent_channels, config.beta
+        self.encoder = Encoder(config.latent_channels, tuple(config.widths))
+        self.decoder = Decoder(config.latent_channels, tuple(config.widths), config.output)
+        self.register_buffer("latent_mean", torch.zeros(config.latent_channels))
         self.register_buffer("latent_scale", torch.ones(()))
 
     def check_inputs(self, x: torch.Tensor) -> None:

@@ -169,7 +169,7 @@ def test_the_kl_weight_sets_beta_in_the_vae_recipe_loss():
     for beta in (0.0, 1.0):
         torch.manual_seed(0)                                   # the same initial weights for both
         model, loss_fn, n = vae_setup(RECIPES["vae"], torch.device("cpu"), kl_weight=beta)
-        assert model.beta == beta and model.config["beta"] == beta and n == 60000
+        assert model.beta == beta and model.config.beta == beta and n == 60000
         losses[beta] = loss_fn(model, idx, torch.Generator().manual_seed(1))
     _, mse, kl = model(x, torch.Generator().manual_seed(1))
     assert kl > 0
@@ -190,14 +190,15 @@ def test_bundled_latent_pipeline_reaches_conditional_accuracy():
 def test_the_post_training_sweep_measures_the_default_setting_once(tmp_path, monkeypatch):
     """A sweep row that is the default sampler reuses the default's measurement (each samples n = 2000 images)."""
     import fashiondiff.reports as reports
+    from fashiondiff.metrics import MEASURES
     from fashiondiff.recipes import RECIPES
     from fashiondiff.sampling import SamplingConfig
     recipe, calls = RECIPES["latent"], []
 
     def fake_score(model, evaluator, settings, n=2000, second=None, **kw):
         calls.append(settings)
-        return {"fid": float(len(calls)), "real_fid": 1.0, "ratio": float(len(calls)), "cond_acc": 0.9,
-                "sample_seconds": 1.0, "cond_acc_per_class": {}}
+        return {**dict.fromkeys(MEASURES, 0.0), "fid": float(len(calls)), "real_fid": 1.0, "ratio": float(len(calls)),
+                "cond_acc": 0.9, "sample_seconds": 1.0, "cond_acc_per_class": {}}
 
     monkeypatch.setattr(reports, "score_generator", fake_score)
     monkeypatch.setattr(reports, "evaluators", lambda yardsticks, resolution=28: (None, None))
@@ -218,7 +219,7 @@ def test_tanh_decoder_stays_in_the_pixel_range_and_unknown_outputs_are_refused()
     x_hat = vae.decoder(torch.randn(16, 4, 7, 7) * 10)
     assert x_hat.abs().max() <= 1 and x_hat.abs().max() > 0.99
     linear = VAE(latent_channels=4, widths=(8, 16, 32))
-    assert linear.config["output"] == "linear" and linear.decoder(torch.randn(16, 4, 7, 7) * 10).abs().max() > 1
+    assert linear.config.output == "linear" and linear.decoder(torch.randn(16, 4, 7, 7) * 10).abs().max() > 1
     with pytest.raises(ValueError, match="decoder output"):
         VAE(output="sigmoid")
 
