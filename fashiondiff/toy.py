@@ -7,6 +7,7 @@ class c_k. Noising with q(x_t | x_0) = N(sqrt(abar) x_0, (1 - abar) I) keeps it 
     score   grad log p_t(x) = sum_k r_k(x) (sqrt(abar) mu_k - x) / v,    r_k = the posterior weight of component k
     Tweedie E[x_0 | x_t] = (x_t + (1 - abar) score) / sqrt(abar)          (Efron 2011; Song et al. 2021, app.)
     the ideal noise prediction eps*(x_t) = -sqrt(1 - abar) score
+    any Gaussian path x = alpha x_0 + sigma eps (``posterior_mean``): E[x_0 | x] in closed form, per component
 
 Conditioning on a class keeps only its components; p_t(y | x) is the share of the posterior weight on them.
 ``ToyDenoiser`` is a small MLP eps-predictor with the course's time and class embeddings, trained by the course's
@@ -86,6 +87,24 @@ class GaussianMixture:
         """The ideal noise prediction -sqrt(1 - abar) score, (N, 2) float64."""
         ab = torch.as_tensor(abar, dtype=torch.float64).reshape(-1, 1)
         return -(1 - ab).sqrt() * self.score(x, abar, y)
+
+    def posterior_mean(self, x: torch.Tensor, alpha, sigma, y=None) -> torch.Tensor:
+        """E[x_0 | x] (N, 2) float64 for any Gaussian path x = alpha x_0 + sigma eps (alpha, sigma: floats or (N,)):
+        alpha = sqrt(abar), sigma = sqrt(1 - abar) is DDPM's; alpha = 1 - t, sigma = t the rectified flow's.
+        Each component k gives x ~ N(alpha mu_k, (alpha^2 s^2 + sigma^2) I) and
+        E[x_0 | x, k] = mu_k + alpha s^2 (x - alpha mu_k) / (alpha^2 s^2 + sigma^2); the mean weighs them by r_k(x)."""
+        x = x.double()
+        a = torch.as_tensor(alpha, dtype=torch.float64).reshape(-1, 1, 1).expand(len(x), 1, 1)     # (N, 1, 1)
+        s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1, 1).expand(len(x), 1, 1)     # (N, 1, 1)
+        var = a ** 2 * self.std ** 2 + s ** 2                                         # (N, 1, 1)
+        m = a * self.means[None]                                                      # (N, K, 2)
+        log = self.weights.log()[None] - (x[:, None] - m).pow(2).sum(-1) / (2 * var[:, :, 0])   # (N, K)
+        mask = self._mask(y)
+        if mask is not None:
+            log = log.masked_fill(~mask, -math.inf)
+        r = torch.softmax(log, dim=1)                                                 # (N, K)
+        per_k = self.means[None] + a * self.std ** 2 * (x[:, None] - m) / var          # (N, K, 2)
+        return (r[:, :, None] * per_k).sum(1)                                         # (N, 2)
 
     def class_posterior(self, x: torch.Tensor, abar) -> torch.Tensor:
         """p_t(y | x) (N, n_classes): the posterior weight of each class's components."""

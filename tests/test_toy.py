@@ -90,3 +90,23 @@ def test_a_trained_toy_denoiser_matches_the_exact_field_within_six_percent():
                 exact = mix.eps(xt, schedule.abar[t], y)
                 err = ((net(xt, tt, labels).double() - exact) ** 2).sum(1).mean() / (exact ** 2).sum(1).mean()
                 assert float(err) < 0.06, (t, y is None, float(err))
+
+
+def test_posterior_mean_of_any_gaussian_path_is_tweedie_and_depends_only_on_the_noise_to_signal_ratio():
+    mix = GaussianMixture.ring(k=6, radius=1.5, std=0.3, n_classes=3)
+    x = torch.randn(7, 2, dtype=torch.float64)
+    for abar in (0.9, 0.3, 0.01):
+        tweedie = (x + (1 - abar) * mix.score(x, abar)) / math.sqrt(abar)               # the VP path's E[x0 | x]
+        assert_close(mix.posterior_mean(x, math.sqrt(abar), math.sqrt(1 - abar)), tweedie)
+        tweedie_y = (x + (1 - abar) * mix.score(x, abar, 2)) / math.sqrt(abar)
+        assert_close(mix.posterior_mean(x, math.sqrt(abar), math.sqrt(1 - abar), y=2), tweedie_y)
+    # the flow's x = (1 - t) x0 + t eps is (1 - t) (x0 + lam eps), lam = t / (1 - t): rescaling x, alpha and sigma
+    # together changes nothing, so the flow at t and the VP path with the same lam share E[x0 | x]
+    t = 0.7
+    lam = t / (1 - t)
+    c = 1 / math.sqrt(1 + lam ** 2) / (1 - t)                                           # x_VP = c x_flow
+    assert_close(mix.posterior_mean(x, 1 - t, t), mix.posterior_mean(c * x, (1 - t) * c, t * c))
+    # pure noise (alpha = 0) carries nothing: the data mean; per-row alpha and sigma broadcast
+    assert_close(mix.posterior_mean(x, 0.0, 1.0), mix.means.mean(0).expand(7, 2))
+    rows = mix.posterior_mean(x, torch.full((7,), 0.4), torch.full((7,), 0.6))
+    assert_close(rows, mix.posterior_mean(x, 0.4, 0.6))
