@@ -10,6 +10,11 @@
     check.tweedie(my_tweedie)          # notebook 10
     check.v_target(my_v)               # notebook 11
     check.euler_step(my_step)          # notebook 12
+    check.abar_index_bug("B")          # notebook 13, and the seven other "which of three has the bug?" checks
+
+Notebook 13's checks take a letter: ``suspects(failure, ...)`` hands out three versions of one piece of a
+diffusion pipeline, two right and one with that failure's bug, and the learner finds the bug with the diagnostic
+the notebook built.
 
 Each compares your function with the course's on random inputs (several noise levels, several shapes), prints one
 line per finding, and returns True when everything matches. It never raises on a wrong answer: a wrong answer is
@@ -18,12 +23,17 @@ what it is for. It does raise when your function crashes, so you see the traceba
 
 from __future__ import annotations
 
+import copy
 import struct
 
 import torch
+import torch.nn.functional as F
 
 from . import attention, data, patches
+from .diffusion import diffusion_loss, sample
+from .sampling import SamplingConfig
 from .schedule import NoiseSchedule
+from .stats import frechet_distance, gaussian_stats
 
 TOLERANCE = 1e-4
 
@@ -186,3 +196,186 @@ def euler_step(fn) -> bool:
         ok &= _report(f"Euler step {t} -> {t_next}", fn(x, v, t, t_next), x + (t_next - t) * v,
                       "Time runs backwards here: the step is (t_next - t), a negative number, times v.")
     return bool(ok)
+
+
+# Notebook 13, the debugging clinic: for each failure three suspects, one of them with the bug, at a fixed letter.
+
+def _abar_suspects():
+    @torch.no_grad()
+    def a(model, y, g):                                             # notebook 04's loop
+        s, x = model.schedule, torch.randn((len(y), 1, 16, 16), generator=g)
+        for t in range(s.T, 0, -1):
+            tt = torch.full((len(y),), t)
+            x0 = model(x, tt, y).clamp(-1, 1)
+            if t == 1:
+                return x0
+            mean, var = s.posterior(x0, x, tt)
+            x = mean + var.sqrt() * torch.randn(x.shape, generator=g)
+
+    @torch.no_grad()
+    def b(model, y, g):                                             # counts i = 0..T-1 and takes t = T - 1 - i
+        s, x = model.schedule, torch.randn((len(y), 1, 16, 16), generator=g)
+        for i in range(s.T):
+            tt = torch.full((len(y),), s.T - 1 - i)
+            x0 = model(x, tt, y).clamp(-1, 1)
+            if i == s.T - 1:
+                return x0
+            mean, var = s.posterior(x0, x, tt)
+            x = mean + var.sqrt() * torch.randn(x.shape, generator=g)
+
+    @torch.no_grad()
+    def c(model, y, g):                                             # the package's sampler, eta = 1 DDIM
+        return sample(model, model.schedule, y, (1, 16, 16), SamplingConfig("ddim", steps=model.schedule.T, eta=1.0),
+                      generator=g)
+    return {"A": a, "B": b, "C": c}
+
+
+def _dropout_suspects():
+    def a(model, x0, y, g):                                         # the package's loss, p_uncond = 0.1
+        return diffusion_loss(model, model.schedule, x0, y, g)
+
+    def b(model, x0, y, g):                                         # by hand, as in notebook 04
+        s = model.schedule
+        t = torch.randint(1, s.T + 1, (len(x0),), generator=g)
+        x_t = s.q_sample(x0, t, torch.randn(x0.shape, generator=g))
+        y = torch.where(torch.rand(len(y), generator=g) < 0.1, torch.full_like(y, model.label.null), y)
+        return F.mse_loss(model(x_t, t, y), x0)
+
+    def c(model, x0, y, g):                                         # drops the labels, and throws the result away
+        s = model.schedule
+        t = torch.randint(1, s.T + 1, (len(x0),), generator=g)
+        x_t = s.q_sample(x0, t, torch.randn(x0.shape, generator=g))
+        model.label.drop(y, 0.1, g)
+        return F.mse_loss(model(x_t, t, y), x0)
+    return {"A": a, "B": b, "C": c}
+
+
+def _ema_suspects():
+    return {"A": lambda result: result.model,                      # what the loop trained last: the raw weights
+            "B": lambda result: result.ema,
+            "C": lambda result: copy.deepcopy(result.ema).eval()}
+
+
+def _clamp_suspects():
+    def run(clip, sampler="ddpm"):
+        def fn(model, y, g):
+            return sample(model, model.schedule, y, (1, 16, 16), SamplingConfig(sampler, steps=model.schedule.T),
+                          prediction=model.prediction, clip=clip, generator=g)
+        return fn
+    return {"A": run(1.0), "B": run(1.0, "ddim"), "C": run(None)}
+
+
+def _train_mode_suspects(classifier):
+    evaluated = copy.deepcopy(classifier).eval()
+    training = copy.deepcopy(classifier).train()
+
+    def a(x):
+        with torch.no_grad():
+            return evaluated.features(x)
+
+    def b(x):                                                        # batch norm with the batch's own statistics
+        with torch.no_grad():
+            return training.features(x)
+
+    def c(x):
+        return data.map_batches(evaluated.features, x, 1000)
+    return {"A": a, "B": b, "C": c}
+
+
+def _data_range_suspects():
+    return {"A": lambda images: images[:, None].float() / 255,      # [0, 1]
+            "B": lambda images: data.to_float(images),
+            "C": lambda images: images[:, None].float() / 127.5 - 1}
+
+
+def _lr_suspects():
+    return {"A": lambda model: torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05),
+            "B": lambda model: torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0),
+            "C": lambda model: torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.05)}
+
+
+def _fid_suspects(evaluator):
+    return {"A": lambda x: evaluator.fid(x),
+            "B": lambda x: frechet_distance(*gaussian_stats(evaluator.features(x)), evaluator.ref_mu, evaluator.ref_cov),
+            "C": lambda x: evaluator.fid(x[:64])}                   # only the first 64 images
+
+
+_SUSPECTS = {"abar": _abar_suspects, "dropout": _dropout_suspects, "ema": _ema_suspects, "clamp": _clamp_suspects,
+             "train_mode": _train_mode_suspects, "data_range": _data_range_suspects, "lr": _lr_suspects,
+             "fid": _fid_suspects}
+_CULPRITS = {"abar": ("B", "it calls the network at t = 9..0 and reads abar one step early: x holds noise of level t + 1."),
+             "dropout": ("C", "label.drop returns new labels; without `y = ...` the null label never reaches the model."),
+             "ema": ("A", "result.model is the raw weights of the last step; result.ema is the average to sample from."),
+             "clamp": ("C", "clip=None: an eps-model's x0_hat at t = T is its noise error times 1/sqrt(abar_T) = 200."),
+             "train_mode": ("B", "the copy in train mode normalises each batch by its own statistics: a feature "
+                                 "depends on the rest of the batch."),
+             "data_range": ("A", "x / 255 is in [0, 1]; the model and the sampler's clamp expect [-1, 1]."),
+             "lr": ("C", "lr = 0.1: Adam moves every weight by about lr a step, whatever the gradient's size."),
+             "fid": ("C", "it scores only the first 64 images: at n = 64 the floor of real images is itself large.")}
+
+
+def suspects(failure: str, *inputs) -> dict:
+    """Three versions ("A", "B", "C") of one piece of a diffusion pipeline for notebook 13's ``failure`` (one of
+    abar, dropout, ema, clamp, train_mode, data_range, lr, fid), one with the bug. ``train_mode`` takes the
+    classifier and ``fid`` an ``Evaluator``."""
+    if failure not in _SUSPECTS:
+        raise ValueError(f"unknown failure {failure!r} (allowed: {', '.join(_SUSPECTS)})")
+    return _SUSPECTS[failure](*inputs)
+
+
+def _culprit(failure: str, answer: str) -> bool:
+    want, why = _CULPRITS[failure]
+    got = str(answer).strip().upper()
+    if got == want:
+        return _say(True, f"{want} has the bug: {why}")
+    if got not in ("A", "B", "C"):
+        return _say(False, f"answer with a letter, A, B or C (got {answer!r}).")
+    return _say(False, f"{got} is one of the two right versions. Run the diagnostic on all three and compare.")
+
+
+def abar_index_bug(answer: str) -> bool:
+    """Which of ``suspects("abar")`` (samplers ``fn(model, y, generator)``) has abar's index off by one?
+    Diagnostic: record the t each one passes to the network."""
+    return _culprit("abar", answer)
+
+
+def label_dropout_bug(answer: str) -> bool:
+    """Which of ``suspects("dropout")`` (losses ``fn(model, x0, y, generator)``) never shows the model the null
+    label? Diagnostic: count the labels a recording model receives."""
+    return _culprit("dropout", answer)
+
+
+def ema_bug(answer: str) -> bool:
+    """Which of ``suspects("ema")`` (``fn(result) -> model to sample``) returns the raw weights? Diagnostic: the
+    held-out loss at fixed noise, or the weights' distance to ``result.ema``."""
+    return _culprit("ema", answer)
+
+
+def clamp_bug(answer: str) -> bool:
+    """Which of ``suspects("clamp")`` (samplers ``fn(model, y, generator)``) does not clamp x0_hat? Diagnostic:
+    the share of pixels outside [-1, 1]."""
+    return _culprit("clamp", answer)
+
+
+def train_mode_bug(answer: str) -> bool:
+    """Which of ``suspects("train_mode", classifier)`` (``features(x)``) runs the yardstick in train mode?
+    Diagnostic: an image's features alone and inside a batch."""
+    return _culprit("train_mode", answer)
+
+
+def data_range_bug(answer: str) -> bool:
+    """Which of ``suspects("data_range")`` (``fn(uint8 images) -> floats``) does not give [-1, 1]? Diagnostic:
+    the minimum, maximum and mean of a batch."""
+    return _culprit("data_range", answer)
+
+
+def learning_rate_bug(answer: str) -> bool:
+    """Which of ``suspects("lr")`` (``fn(model) -> optimizer``) has a learning rate far too high? Diagnostic: the
+    size of one step's update relative to the weights."""
+    return _culprit("lr", answer)
+
+
+def fid_bug(answer: str) -> bool:
+    """Which of ``suspects("fid", evaluator)`` (``fn(images) -> FID``) measures at a tiny n? Diagnostic: the same
+    function on real images, the floor."""
+    return _culprit("fid", answer)

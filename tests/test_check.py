@@ -82,3 +82,97 @@ def test_linear_schedule_end_check():
     assert not check.linear_schedule_end(0.5)                                              # too little noise
     assert not check.linear_schedule_end(0.95)                                             # too much
     assert not check.linear_schedule_end(1.2)                                              # clipped
+
+
+# Notebook 13: each "which of three has the bug?" check passes its culprit and fails a right version, and the
+# culprit is the one the notebook's diagnostic finds (on small stand-ins for the notebook's models).
+
+import types
+
+import pytest
+
+from fashiondiff.classifier import FashionClassifier
+from fashiondiff.metrics import Evaluator
+from fashiondiff.schedule import NoiseSchedule
+from fashiondiff.transformer import TransformerDenoiser
+
+
+@pytest.mark.parametrize("fn, right, wrong", [
+    (check.abar_index_bug, "B", "A"), (check.label_dropout_bug, "C", "B"), (check.ema_bug, "A", "C"),
+    (check.clamp_bug, "c", "A"), (check.train_mode_bug, "B", "C"), (check.data_range_bug, "A", "B"),
+    (check.learning_rate_bug, "C", "A"), (check.fid_bug, "C", "B")])
+def test_which_has_the_bug_checks(fn, right, wrong, capsys):
+    assert fn(right) and not fn(wrong) and not fn("D")
+    assert "A, B or C" in capsys.readouterr().out
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for a denoiser: records the t and y it is called with, predicts x0 = 0."""
+    def __init__(self):
+        super().__init__()
+        self.schedule, self.label, self.seen = NoiseSchedule(10, "cosine"), types.SimpleNamespace(null=10), []
+        self.label.drop = lambda y, p, g=None: torch.where(torch.rand(y.shape, generator=g) < p, 10, y)
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, y):
+        self.seen.append((t[0].item(), y.clone()))
+        return x * self.w
+
+
+def test_abar_culprit_calls_the_network_one_step_early():
+    for letter, fn in check.suspects("abar").items():
+        rec = _Recorder()
+        fn(rec, torch.zeros(4, dtype=torch.long), torch.Generator().manual_seed(0))
+        assert ([t for t, _ in rec.seen] == list(range(9, -1, -1))) == (letter == "B"), letter
+
+
+def test_dropout_culprit_never_shows_the_null_label():
+    x0, y = torch.zeros(256, 1, 16, 16), torch.arange(256) % 10
+    for letter, fn in check.suspects("dropout").items():
+        rec = _Recorder()
+        fn(rec, x0, y, torch.Generator().manual_seed(0))
+        share = float((rec.seen[0][1] == 10).float().mean())
+        assert (share == 0) == (letter == "C") and (letter == "C" or 0.05 < share < 0.15), (letter, share)
+
+
+def test_ema_data_range_and_lr_culprits():
+    result = types.SimpleNamespace(model=torch.nn.Linear(2, 2), ema=torch.nn.Linear(2, 2))
+    assert [k for k, fn in check.suspects("ema").items() if fn(result) is result.model] == ["A"]
+    images = torch.randint(0, 256, (8, 28, 28), dtype=torch.uint8)
+    assert [k for k, fn in check.suspects("data_range").items() if fn(images).min() >= 0] == ["A"]
+    jumps = {}
+    for k, fn in check.suspects("lr").items():
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 4)
+        before = net.weight.detach().clone()
+        opt = fn(net)
+        net(torch.randn(8, 4)).square().mean().backward()
+        opt.step()
+        jumps[k] = float((net.weight.detach() - before).norm() / before.norm())
+    assert max(jumps, key=jumps.get) == "C" and jumps["C"] > 20 * max(jumps["A"], jumps["B"])
+
+
+def test_clamp_culprit_leaves_the_pixel_range():
+    torch.manual_seed(0)
+    model = TransformerDenoiser(dim=16, heads=2, layers=1, ff_dim=16, prediction="eps").eval()
+    torch.nn.init.normal_(model.out.weight, std=0.1)                   # an untrained model with some error
+    y = torch.arange(4)
+    outside = {k: float((fn(model, y, torch.Generator().manual_seed(0)).abs() > 1).float().mean())
+               for k, fn in check.suspects("clamp").items()}
+    assert outside["A"] == outside["B"] == 0 and outside["C"] > 0.1, outside
+
+
+def test_train_mode_and_fid_culprits():
+    torch.manual_seed(0)
+    net = FashionClassifier(width=4, feature_dim=8)
+    with torch.no_grad():                                                # running statistics far from 0 and 1
+        net.train()(torch.randn(64, 1, 28, 28) * 3 + 1)
+    x = torch.randn(20, 1, 28, 28)
+    gaps = {k: float((fn(x[:2]) - fn(x)[:2]).abs().max()) for k, fn in check.suspects("train_mode", net).items()}
+    assert gaps["A"] < 1e-5 and gaps["C"] < 1e-5 and gaps["B"] > 1e-3, gaps
+    assert net.training, "the suspects must not change the caller's classifier"
+    wide = FashionClassifier(width=4, feature_dim=32).eval()             # 32 features: 64 images are few
+    real = torch.randn(1000, 1, 28, 28)
+    ev = Evaluator(wide, reference=real[:500], real=real[500:])
+    floors = {k: fn(real[500:]) for k, fn in check.suspects("fid", ev).items()}
+    assert floors["C"] > 2 * max(floors["A"], floors["B"]), floors
