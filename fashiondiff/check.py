@@ -379,3 +379,81 @@ def fid_bug(answer: str) -> bool:
     """Which of ``suspects("fid", evaluator)`` (``fn(images) -> FID``) measures at a tiny n? Diagnostic: the same
     function on real images, the floor."""
     return _culprit("fid", answer)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Notebooks 08 and 09: guided_calls (08, exercise 2) and hardest_class (09, exercise 1).
+
+def guided_calls(fn) -> bool:
+    """``fn(settings, schedule) -> int``: network calls per sample of a diffusion sampler with ``settings`` (a
+    ``SamplingConfig``) on ``schedule``: one at each of ``schedule.timesteps(settings.steps)``, two where the guidance
+    scale there (``settings.guidance_at(schedule.sigma(t))``) is neither 0 nor 1 and needs both predictions."""
+    latent, pixel = NoiseSchedule(1000, "linear"), NoiseSchedule(10, "cosine")
+    cases = ((latent, SamplingConfig("ddim", steps=25, guidance=2.0)),
+             (latent, SamplingConfig("ddim", steps=50, guidance=1.0)),
+             (latent, SamplingConfig("ddim", steps=25, guidance=3.0, guidance_interval=(0.0, 2.0))),
+             (latent, SamplingConfig("ddim", steps=25, guidance=0.0)),
+             (pixel, SamplingConfig("ddim", steps=10, guidance=2.5, guidance_interval=(0.5, 2.0))))
+    ok = True
+    for schedule, settings in cases:
+        ts = schedule.timesteps(settings.steps)
+        want = sum(settings.calls_at(schedule.sigma(t)) for t in ts)
+        got = fn(settings, schedule)
+        name = f"{settings} (T = {schedule.T})"
+        if got == want:
+            ok &= _say(True, f"{name}: {want} calls")
+        elif settings.guidance_interval is not None and got == 2 * len(ts):
+            ok &= _say(False, f"{name}: {got}, expected {want}. Guidance doubles only the steps whose sigma is inside "
+                              f"the interval; elsewhere w = 1 and one call does.")
+        elif got == len(ts) and want != got:
+            ok &= _say(False, f"{name}: {got}, expected {want}. A guided step needs the conditional and the "
+                              f"unconditional prediction: two calls.")
+        else:
+            ok &= _say(False, f"{name}: {got}, expected {want}. Add settings.calls_at(schedule.sigma(t)) over "
+                              f"schedule.timesteps(settings.steps).")
+    return bool(ok)
+
+
+_CONFUSIONS: dict = {}
+
+
+def _confusions() -> dict:
+    """Notebook 09's two per-class accuracies: the samples of the generator with the lower KID at its default sampler
+    (50 per class, seed 1) and the classifier on the 10,000 test images at the samples' size. Computed once."""
+    if not _CONFUSIONS:
+        from .generation import generate                              # the pipeline's layer: imported when needed
+        from .metrics import predict
+        from .pipelines import load_model, record
+        best = min(("transformer", "latent"), key=lambda kind: record(kind)["metrics"]["kid"])
+        model = load_model(best, device="cpu")
+        yardstick = copy.deepcopy(load_model("classifier", device="cpu")).eval().to(memory_format=torch.channels_last)
+        labels = torch.arange(500) % 10                                                   # (500,)
+        samples = generate(model, labels, model.sampling, seed=1)                         # (500, 1, H, W)
+        test_x, test_y = data.load("test", model.image_size)
+        for key, x, y in (("samples", samples, labels), ("real", test_x, test_y)):
+            hit = (predict(yardstick, x) == y).float()                                    # (N,)
+            _CONFUSIONS[key] = torch.stack([hit[y == c].mean() for c in range(10)])       # (10,) per-class accuracy
+        _CONFUSIONS["model"] = best
+    return _CONFUSIONS
+
+
+def hardest_class(samples_class: str | int, real_class: str | int) -> bool:
+    """Your answer to notebook 09's "which class is hardest?": the class the best generator's samples are most often
+    classified wrongly in (the smallest diagonal entry of ``conf_gen``), and the class the classifier gets wrong most
+    often on real test images (of ``conf_real``); names or indices. Generates the notebook's 500 samples (seed 1)
+    once: a few seconds."""
+    acc = _confusions()
+    ok, found = True, []
+    for key, answer, what in (("samples", samples_class, f"{acc['model']} samples"), ("real", real_class, "real images")):
+        per_class, got = acc[key], data.class_index(answer)
+        worst = (per_class == per_class.min()).nonzero()[:, 0].tolist()                  # ties: any of them
+        if got in worst:
+            found.append(f"{data.CLASSES[got]} for the {what} ({per_class[got]:.2f})")
+            continue
+        ok = False
+        hint = ("that is the easiest class: take the argmin of the diagonal, not the argmax"
+                if per_class[got] == per_class.max() else
+                "look at the diagonal (asked = predicted), the share each class gets right, not at an off-diagonal cell")
+        found.append(f"not {data.CLASSES[got]} for the {what} ({per_class[got]:.2f} right; "
+                     f"{data.CLASSES[worst[0]]} has {per_class[worst[0]]:.2f}): {hint}")
+    return _say(ok, "; ".join(found))

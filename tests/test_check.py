@@ -176,3 +176,24 @@ def test_train_mode_and_fid_culprits():
     ev = Evaluator(wide, reference=real[:500], real=real[500:])
     floors = {k: fn(real[500:]) for k, fn in check.suspects("fid", ev).items()}
     assert floors["C"] > 2 * max(floors["A"], floors["B"]), floors
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Notebooks 08 and 09: guided_calls (08, exercise 2) and hardest_class (09, exercise 1).
+
+def test_guided_calls_check(capsys):
+    assert check.guided_calls(lambda st, sc: sum(st.calls_at(sc.sigma(t)) for t in sc.timesteps(st.steps)))
+    # two calls at every step whenever w != 1: ignores the interval (and w = 0's single call)
+    assert not check.guided_calls(lambda st, sc: st.steps * (1 if st.guidance == 1 else 2))
+    assert "inside the interval" in capsys.readouterr().out
+    assert not check.guided_calls(lambda st, sc: st.steps)                                # one call per step
+    assert "two calls" in capsys.readouterr().out
+
+
+def test_hardest_class_check(capsys):
+    # computed from the bundled generator's samples and the test set, so this also pins notebook 09's stated answer
+    assert check.hardest_class("T-shirt/top", "Shirt") and check.hardest_class(0, 6)
+    assert not check.hardest_class("T-shirt/top", "T-shirt/top")     # the predicted class of the biggest mix-up
+    assert "diagonal" in capsys.readouterr().out
+    assert not check.hardest_class("Trouser", "Shirt")               # the argmax: the easiest class
+    assert "argmin" in capsys.readouterr().out
