@@ -6,11 +6,17 @@
     check.most_aliased_class("Pullover")           # notebook 00
     check.patchify(my_patchify, my_unpatchify)     # notebook 01
     check.causal_linear_attention(my_causal)       # notebook 02
+    check.attention_repairs(my_a, my_b)            # notebook 02
     check.linear_schedule_end(my_beta_10)          # notebook 03
-    check.tweedie(my_tweedie)          # notebook 10
-    check.v_target(my_v)               # notebook 11
-    check.euler_step(my_step)          # notebook 12
-    check.abar_index_bug("B")          # notebook 13, and the seven other "which of three has the bug?" checks
+    check.posterior_samples(my_x3, x0)             # notebook 03
+    check.sampler_without_clamp(my_sampler, model) # notebook 04
+    check.useful_at_small_n(my_choice)             # notebook 05
+    check.latent_share_outside(my_share)           # notebook 07
+    check.tweedie(my_tweedie)                      # notebook 10
+    check.v_target(my_v)                           # notebook 11
+    check.min_snr_weights(my_eps_w, my_v_w)        # notebook 11
+    check.euler_step(my_step)                      # notebook 12
+    check.abar_index_bug("B")                      # notebook 13, and the seven other "which of three has the bug?" checks
 
 Notebook 13's checks take a letter: ``suspects(failure, ...)`` hands out three versions of one piece of a
 diffusion pipeline, two right and one with that failure's bug, and the learner finds the bug with the diagnostic
@@ -143,6 +149,31 @@ def causal_linear_attention(fn) -> bool:
     return bool(ok)
 
 
+def attention_repairs(normalised, tokens_softmax) -> bool:
+    """Notebook 02's two repairs of ``unnormalised_attention``, each ``fn(q, k, v) -> out`` (..., N, d): (a) with the
+    normaliser softmax(q_i) . sum_j softmax(k_j), (b) no normaliser but k's softmax over the tokens (dim=-2)."""
+    g = torch.Generator().manual_seed(5)
+    ok = True
+    for name, fn, want_fn in (
+            ("(a) with the normaliser", normalised,
+             lambda q, k, v: (q.softmax(-1) @ (k.softmax(-1).transpose(-2, -1) @ v))
+             / (q.softmax(-1) @ k.softmax(-1).sum(-2).unsqueeze(-1))),
+            ("(b) softmax over tokens", tokens_softmax,
+             lambda q, k, v: q.softmax(-1) @ (k.softmax(-2).transpose(-2, -1) @ v))):
+        for n in (16, 256):
+            q, k, v = torch.randn(3, 1, 4, n, 32, generator=g, dtype=torch.float64).unbind(0)
+            threes = torch.full_like(v, 3.0)
+            avg = float(torch.as_tensor(fn(q, k, threes)).double().mean())
+            if abs(avg - 3) > 1e-6:
+                ok &= _say(False, f"{name}, N = {n}: values all 3 give {avg:.3g}, not 3: the weights of a row do not "
+                                  f"sum to one, so this is not an average.")
+                continue
+            ok &= _report(f"{name}, N = {n}", fn(q, k, v), want_fn(q, k, v),
+                          "An average, but of other weights: (a) softmax over features (dim=-1) for q and k; (b) "
+                          "softmax over features for q, over tokens (dim=-2) for k.")
+    return bool(ok)
+
+
 def linear_schedule_end(beta_last: float, beta_first: float = 0.01, steps: int = 10, target: float = 1e-3) -> bool:
     """Your beta_T for a linear schedule from beta_1 = 0.01 over T = 10 steps: abar_T within 5% of 1e-3, with every
     beta below the 0.999 clip."""
@@ -154,6 +185,102 @@ def linear_schedule_end(beta_last: float, beta_first: float = 0.01, steps: int =
         more = "larger" if abar > target else "smaller"
         return _say(False, f"abar_T = {abar:.2e}, not {target:.0e}: make beta_T {more}.")
     return _say(True, f"beta_T = {beta_last:.4g} gives abar_T = {abar:.3e} with nothing clipped")
+
+
+def posterior_samples(x3: torch.Tensor, x0: torch.Tensor) -> bool:
+    """Your samples x_3 ~ q(x_3 | x_8, x_0) with x_8 ~ q(x_8 | x_0), (M, 1, 16, 16) for M copies of one image ``x0``
+    (notebook 03, cosine schedule, T = 10): their per-pixel mean and variance must be those of q(x_3 | x_0),
+    within 5 standard errors at the worst of the pixels."""
+    x3 = torch.as_tensor(x3).double()
+    x0 = torch.as_tensor(x0).double().reshape(-1, *x3.shape[1:])[0]                     # one image
+    m = len(x3)
+    if m < 100:
+        return _say(False, f"{m} samples are too few to measure a variance: draw a few thousand.")
+    ab3 = NoiseSchedule(10, "cosine").abar[3].item()
+    se_mean, se_var = ((1 - ab3) / m) ** 0.5, (1 - ab3) * (2 / (m - 1)) ** 0.5
+    worst_mean = float((x3.mean(0) - ab3 ** 0.5 * x0).abs().max() / se_mean)
+    var = x3.var(0)
+    worst_var = float((var - (1 - ab3)).abs().max() / se_var)
+    if worst_mean > 5:
+        return _say(False, f"the mean is off sqrt(abar_3) x0 by up to {worst_mean:.0f} standard errors: pass s = 3 to "
+                           f"posterior (without it, s = t - 1 = 7).")
+    if worst_var > 5:
+        more = "too little" if float(var.mean()) < 1 - ab3 else "too much"
+        return _say(False, f"{more} spread: variance {float(var.mean()):.3f} per pixel, q(x_3 | x_0) has "
+                           f"{1 - ab3:.3f}. Add var.sqrt() times fresh noise: the standard deviation, not the variance.")
+    return _say(True, f"mean and variance of q(x_3 | x_0) within {max(worst_mean, worst_var):.1f} standard errors "
+                      f"at the worst of {x3[0].numel()} pixels")
+
+
+@torch.no_grad()
+def _ancestral_unclamped(model, y, g):
+    s, x = model.schedule, torch.randn((len(y), 1, 16, 16), generator=g)
+    for t in range(s.T, 0, -1):
+        tt = torch.full((len(y),), t)
+        x0 = model(x, tt, y)
+        if t == 1:
+            return x0
+        mean, var = s.posterior(x0, x, tt)
+        x = mean + var.sqrt() * torch.randn(x.shape, generator=g)
+
+
+def sampler_without_clamp(fn, model) -> bool:
+    """``fn(model, y, generator) -> images``: notebook 04's ``sample_by_hand`` without the clamp on x0_hat, run on
+    ``model`` (an x0-predictor) for the ten classes twice from seed 3."""
+    y = torch.arange(10).repeat(2)
+    with torch.no_grad():
+        got = torch.as_tensor(fn(model, y, torch.Generator().manual_seed(3)))
+    want = _ancestral_unclamped(model, y, torch.Generator().manual_seed(3))
+    outside = float((want.abs() > 1).float().mean())
+    if got.shape == want.shape and outside > 0 and bool((got.abs() <= 1).all()):
+        return _say(False, f"no pixel outside [-1, 1], but without the clamp {outside:.1%} are: the clamp is "
+                           f"still there (inside the loop or at the end).")
+    ok = _report("sampler without the clamp", got, want,
+                 "Copy sample_by_hand, drop only .clamp(-1, 1), and draw all noise from g in the same order.")
+    if ok:
+        print(f"  share of the final pixels outside [-1, 1]: {outside:.3f}")
+    return ok
+
+
+_SMALL_N = {"kid": (True, "KID is unbiased at any n: at n = 100 it is only noisier, and its error bar says so."),
+            "fid": (False, "FID is biased upwards at small n: it falls as n grows although the model is the same."),
+            "real_fid": (False, "the real baseline is FID's bias itself: it grows fast once n is below the 128 "
+                                "feature dimensions, whatever the model."),
+            "ratio": (False, "fid / real_fid compresses toward 1 at small n whatever the model: a poor model can "
+                             "look as good as real data.")}
+
+
+def useful_at_small_n(answer: str) -> bool:
+    """Your answer to notebook 05's "which of the numbers is still useful at n = 100 or 200?": one of ``"fid"``,
+    ``"real_fid"``, ``"ratio"`` (fid / real_fid) or ``"kid"``."""
+    key = str(answer).strip().lower().replace(" ", "").replace("fid/real_fid", "ratio").replace("realfid", "real_fid")
+    if key not in _SMALL_N:
+        return _say(False, f"answer with one of {', '.join(_SMALL_N)} (got {answer!r}).")
+    right, why = _SMALL_N[key]
+    return _say(right, why if right else f"{why} Which measure does not depend on n on average?")
+
+
+def latent_share_outside(share: float) -> bool:
+    """Your share of a real scaled latent's values outside [-1, 1] (notebook 07): posterior samples of the bundled
+    VAE for the first 2,000 training images, scaled to unit variance; within 0.02."""
+    from .pipelines import load_model                                   # loads weights: only when asked
+    vae = load_model("vae", device="cpu")
+    with torch.no_grad():
+        mean, logvar = vae.posterior(data.load("train", 28)[0][:2000])
+        z = vae.sample_posterior(mean, logvar, torch.Generator().manual_seed(0))    # (2000, 8, 7, 7), unscaled
+    want, raw = float((vae.scale(z).abs() > 1).float().mean()), float((z.abs() > 1).float().mean())
+    share = float(share)
+    if abs(share - want) <= 0.02:
+        return _say(True, f"{want:.2f} of a scaled latent's values lie outside [-1, 1]: a clamp to [-1, 1] changes "
+                          f"every one of them.")
+    if share == 0:
+        return _say(False, "0 is the share after the clamp: measure real latents, vae.scale(sample_posterior(...)).")
+    if abs(share - (1 - want)) <= 0.02:
+        return _say(False, f"{share:.2f} is the share inside [-1, 1]; count |z| > 1.")
+    if abs(share - raw) <= 0.02 and abs(raw - want) > 0.02:
+        return _say(False, f"{share:.2f} is the share of unscaled latents: scale them with vae.scale first.")
+    return _say(False, f"{share:.2f}, but {want:.2f} of the scaled latents' values lie outside [-1, 1]. Scaled "
+                       f"latents have unit variance: what share of a standard normal lies beyond 1?")
 
 
 def tweedie(fn) -> bool:
@@ -183,6 +310,17 @@ def v_target(fn) -> bool:
         want = s.v_from(x0, eps, torch.full((3,), t))
         ok &= _report(f"v at t = {t}", fn(x0, eps, ab), want,
                       "v is the velocity of x_t = cos(phi) x0 + sin(phi) eps in phi: d x_t / d phi.")
+    return bool(ok)
+
+
+def min_snr_weights(eps_weight, v_weight, gamma: float = 5.0) -> bool:
+    """``eps_weight(snr)`` and ``v_weight(snr)``: the min-SNR-gamma weights on the eps-loss and the v-loss, from the
+    SNR alone (Hang et al. 2023), so that each weights the x0 error by min(SNR, gamma)."""
+    snr = torch.logspace(-4, 4, 33, dtype=torch.float64)                                # both sides of the cap
+    ok = _report("min-SNR weight on the eps-loss", eps_weight(snr.clone()), snr.clamp(max=gamma) / snr,
+                 "The eps-loss already weights the x0 error by SNR: divide min(SNR, 5) by it.")
+    ok &= _report("min-SNR weight on the v-loss", v_weight(snr.clone()), snr.clamp(max=gamma) / (snr + 1),
+                  "The v-loss already weights the x0 error by SNR + 1, not SNR: divide min(SNR, 5) by that.")
     return bool(ok)
 
 

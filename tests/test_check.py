@@ -178,6 +178,91 @@ def test_train_mode_and_fid_culprits():
     assert floors["C"] > 2 * max(floors["A"], floors["B"]), floors
 
 
+# The exercises of notebooks 02, 03, 04, 05, 07 and 11: each check passes the right answer and fails a common wrong one.
+
+def test_attention_repairs_check(capsys):
+    def a(q, k, v):
+        fq, fk = q.softmax(-1), k.softmax(-1)
+        return (fq @ (fk.transpose(-2, -1) @ v)) / (fq @ fk.sum(-2).unsqueeze(-1))
+
+    def b(q, k, v):
+        return q.softmax(-1) @ (k.softmax(-2).transpose(-2, -1) @ v)
+
+    def mistake(q, k, v):                                            # notebook 02's unnormalised_attention
+        return q.softmax(-1) @ (k.softmax(-1).transpose(-2, -1) @ v)
+
+    assert check.attention_repairs(a, b)
+    assert not check.attention_repairs(a, mistake)                    # (b) with k's softmax still over features
+    assert "not an average" in capsys.readouterr().out
+    assert not check.attention_repairs(b, b)                          # (b) passed as (a): an average, other weights
+
+
+def _posterior_x3(x0, m=4000, s=3, std=True, seed=0):
+    sched, g = NoiseSchedule(10, "cosine"), torch.Generator().manual_seed(seed)
+    x0_many = x0.expand(m, -1, -1, -1)
+    x8 = sched.q_sample(x0_many, torch.full((m,), 8), torch.randn(x0_many.shape, generator=g))
+    mean, var = sched.posterior(x0_many, x8, torch.full((m,), 8), None if s is None else torch.full((m,), s))
+    return mean + (var.sqrt() if std else var) * torch.randn(x8.shape, generator=g)
+
+
+def test_posterior_samples_check(capsys):
+    x0 = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    assert check.posterior_samples(_posterior_x3(x0), x0) and check.posterior_samples(_posterior_x3(x0, seed=1), x0[0])
+    assert not check.posterior_samples(_posterior_x3(x0, std=False), x0)          # the variance used as the std
+    assert "standard deviation" in capsys.readouterr().out
+    assert not check.posterior_samples(_posterior_x3(x0, s=None), x0)             # s left out: x_7, not x_3
+    assert "s = 3" in capsys.readouterr().out
+    assert not check.posterior_samples(_posterior_x3(x0, m=50), x0)               # too few to tell
+
+
+def test_sampler_without_clamp_check(capsys):
+    torch.manual_seed(0)
+    model = TransformerDenoiser(dim=16, heads=2, layers=1, ff_dim=16).eval()
+    torch.nn.init.normal_(model.out.weight, std=1.0)                   # an untrained model that overshoots [-1, 1]
+
+    @torch.no_grad()
+    def by_hand(model, y, g, clamp=False):
+        s, x = model.schedule, torch.randn((len(y), 1, 16, 16), generator=g)
+        for t in range(s.T, 0, -1):
+            tt = torch.full((len(y),), t)
+            x0 = model(x, tt, y)
+            x0 = x0.clamp(-1, 1) if clamp else x0
+            if t == 1:
+                return x0
+            mean, var = s.posterior(x0, x, tt)
+            x = mean + var.sqrt() * torch.randn(x.shape, generator=g)
+
+    assert check.sampler_without_clamp(by_hand, model)
+    assert "outside [-1, 1]" in capsys.readouterr().out
+    assert not check.sampler_without_clamp(lambda m, y, g: by_hand(m, y, g, clamp=True), model)   # clamp kept
+    assert "still there" in capsys.readouterr().out
+    assert not check.sampler_without_clamp(lambda m, y, g: by_hand(m, y, g).clamp(-1, 1), model)  # clamped at the end
+
+
+def test_useful_at_small_n_check(capsys):
+    assert check.useful_at_small_n("kid") and check.useful_at_small_n(" KID ")
+    assert not check.useful_at_small_n("fid / real_fid")                 # the ratio looks best exactly when it lies
+    assert not check.useful_at_small_n("fid") and not check.useful_at_small_n("real_fid")
+    assert not check.useful_at_small_n("precision")
+    assert "answer with one of" in capsys.readouterr().out
+
+
+def test_latent_share_outside_check(capsys):
+    # computed from the bundled VAE, so this also pins the lesson's stored answer (notebook 07: 0.31)
+    assert check.latent_share_outside(0.31)
+    assert not check.latent_share_outside(0.0)                           # measured after the clamp
+    assert not check.latent_share_outside(0.69)                          # the share inside
+    assert "inside" in capsys.readouterr().out
+
+
+def test_min_snr_weights_check(capsys):
+    assert check.min_snr_weights(lambda snr: snr.clamp(max=5) / snr, lambda snr: snr.clamp(max=5) / (snr + 1))
+    assert not check.min_snr_weights(lambda snr: snr.clamp(max=5), lambda snr: snr.clamp(max=5) / (snr + 1))
+    assert "already weights the x0 error by SNR:" in capsys.readouterr().out       # the weight on ||d||^2 itself
+    assert not check.min_snr_weights(lambda snr: snr.clamp(max=5) / snr, lambda snr: snr.clamp(max=5) / snr)
+    assert "SNR + 1" in capsys.readouterr().out                                     # v treated like eps
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Notebooks 08 and 09: guided_calls (08, exercise 2) and hardest_class (09, exercise 1).
 
