@@ -3,8 +3,8 @@
 The package holds the stable versions of what the notebooks build, one module per topic. Each row imports only from
 the rows above it and from earlier modules of its own row:
 
-    building blocks   data, stats, patches, embeddings, attention, layers, schedule, guidance, devices, fastlinear,
-                      provenance, plotting
+    building blocks   data, stats, patches, embeddings, attention, layers, schedule, guidance, devices, precision,
+                      fastlinear, provenance, plotting
     processes         diffusion (loss, the DDPM/DDIM loop), flow (loss, the ODE loop)
     samplers          sampling (the table of samplers, SamplingConfig), checkpoint
     models            classifier, vae, unet, transformer, latent, toy (part 3's 2-D mixture)

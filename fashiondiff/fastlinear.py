@@ -18,7 +18,8 @@ as they are instead of re-deriving the convolution with its own, here slower, ch
 ``use_conv_linears(model)`` switches every ``nn.Linear`` of a model to ``ConvLinear`` in place: the class changes,
 the parameters and the ``state_dict`` stay as they are, so checkpoints and weights files do not notice. A
 ``ConvLinear`` given fewer than ``MIN_ROWS`` rows (a classifier head on a batch of 128, say) calls ``F.linear``, which
-is the faster of the two at such sizes.
+is the faster of the two at such sizes, and so does one under bf16 autocast (``fashiondiff.precision``), where
+``F.linear`` is already a oneDNN product.
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ class ConvLinear(nn.Linear):
     the last), ``F.linear`` for smaller ones: the same parameters, state_dict and results."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.numel() < MIN_ROWS * x.shape[-1]:
+        # under bf16 autocast F.linear is itself a oneDNN product, in bf16 (the custom operator would see fp32
+        # weights next to bf16 activations): the faster of the two wherever "auto" picks bf16
+        if x.numel() < MIN_ROWS * x.shape[-1] or torch.is_autocast_enabled(x.device.type):
             return F.linear(x, self.weight, self.bias)
         return linear_as_conv(x, self.weight, self.bias)
 

@@ -61,7 +61,8 @@ def generate(model: Generator, labels: torch.Tensor, settings: SamplingConfig, s
     """Sample one image per entry of ``labels`` (N,) from a generator: float (N, 1, H, W) in [-1, 1].
 
     One ``torch.Generator`` seeded with ``seed`` serves all the batches. With ``trajectory`` the whole batch is
-    sampled at once and the decoded iterates [x_T, ..., x_0] come back too."""
+    sampled at once and the decoded iterates [x_T, ..., x_0] come back too. Under bf16 autocast
+    (``precision.autocast``) the network runs in bf16 and the sampler's arithmetic in fp32; the images are fp32."""
     check_settings(model, settings)
     loop = SAMPLERS[settings.sampler].loop
     device = next(model.parameters()).device
@@ -69,9 +70,9 @@ def generate(model: Generator, labels: torch.Tensor, settings: SamplingConfig, s
     labels = labels.to(device)
     if trajectory:
         x, xs = loop(model, labels, settings, gen, trajectory=True)
-        return model.decode(x).cpu(), [model.decode(z.to(device)).cpu() for z in xs]
+        return model.decode(x).float().cpu(), [model.decode(z.to(device)).float().cpu() for z in xs]
     from tqdm.auto import tqdm
     batch_size = batch_size or model.sample_batch_size
     starts = range(0, len(labels), batch_size)
-    return torch.cat([model.decode(loop(model, labels[i:i + batch_size], settings, gen)).cpu()
+    return torch.cat([model.decode(loop(model, labels[i:i + batch_size], settings, gen)).float().cpu()
                       for i in tqdm(starts, desc="sample", unit="batch", disable=not progress or len(starts) < 4)])

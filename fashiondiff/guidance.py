@@ -14,11 +14,14 @@ import torch
 
 
 def predict(model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:
-    """The model's prediction with classifier-free guidance w = ``guidance`` (one batched call when w != 0, 1)."""
+    """The model's prediction with classifier-free guidance w = ``guidance`` (one batched call when w != 0, 1), in
+    fp32: under bf16 autocast (``fashiondiff.precision``) the network answers in bf16, and the difference of two
+    nearly equal predictions, scaled by w, is where bf16's 3 significant digits would show."""
     if guidance == 1.0:
-        return model(x_t, t, y)                                                       # (N, C, H, W)
+        return model(x_t, t, y).float()                                               # (N, C, H, W)
     null = torch.full_like(y, model.label.null)                                       # (N,)
     if guidance == 0.0:
-        return model(x_t, t, null)
-    cond, uncond = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)  # 2 x (N, ...)
+        return model(x_t, t, null).float()
+    out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).float()  # (2N, C, H, W)
+    cond, uncond = out.chunk(2)                                                        # 2 x (N, C, H, W)
     return uncond + guidance * (cond - uncond)

@@ -24,7 +24,9 @@ from .stats import frechet_distance, gaussian_stats, kid, knn_radii, precision_r
 
 def predict(classifier: FashionClassifier, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """(N, 1, H, W) images -> (N,) the class ``classifier`` assigns to each."""
-    return map_batches(lambda xb: classifier(xb).argmax(1), x, batch_size, next(classifier.parameters()).device)
+    device = next(classifier.parameters()).device
+    with torch.autocast(device.type, enabled=False):            # a yardstick measures in fp32 on every host
+        return map_batches(lambda xb: classifier(xb).argmax(1), x, batch_size, device)
 
 
 def accuracy(classifier: FashionClassifier, x: torch.Tensor, labels: torch.Tensor,
@@ -66,7 +68,7 @@ class Evaluator:
     test images) and ``real`` (N, 1, 28, 28) the images whose score is each measure's floor (the training images);
     both are taken through ``resolution``'s pipeline (28, or the 16x16 round trip), the reference's features and
     statistics once. A copy of the classifier runs channels-last in eval mode (the same function, faster
-    convolutions on a CPU); the caller's classifier is left as it was.
+    convolutions on a CPU), in fp32 even inside a bf16 autocast; the caller's classifier is left as it was.
     """
 
     k = 3                  # nearest neighbours for precision/recall (Kynkaanniemi et al. 2019's default)
@@ -94,7 +96,8 @@ class Evaluator:
         """(N, 1, H, W) in [-1, 1] -> (N, 128)."""
         def run(xb):                                             # (B, 1, 28, 28) channels-last -> (B, 128)
             return self.classifier.features(self.classifier.prepare(xb).contiguous(memory_format=torch.channels_last))
-        return map_batches(run, x, self.batch_size, self.device)
+        with torch.autocast(self.device.type, enabled=False):    # fp32 even inside bf16 sampling: one yardstick
+            return map_batches(run, x.float(), self.batch_size, self.device)
 
     def fid(self, x: torch.Tensor) -> float:
         """Frechet distance of samples ``x`` (N, 1, H, W) to the reference."""

@@ -4,7 +4,8 @@
 ``model.safetensors``); without a folder it loads the bundled weights shipped in ``fashiondiff/weights/<name>``.
 A generator comes back with its default sampling settings as ``model.sampling`` (from its ``config.json``).
 ``generate_to_file`` and ``evaluate`` are what the command line's ``generate`` and ``evaluate`` do: the sampling
-options given (``changes``) are applied to the loaded model's default, once.
+options given (``changes``) are applied to the loaded model's default, once, and the network runs at ``precision``
+("auto": bf16 where this machine multiplies faster in it; the yardsticks always measure in fp32).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .checkpoint import BUNDLED, RECORD, WEIGHTS, load_json, load_module
 from .data import CLASSES, class_index, to_uint8
 from .devices import pick_device
 from .generation import generate, step_names
+from .precision import autocast, resolve
 from .recipes import SECOND_YARDSTICK, YARDSTICK, recipe
 from .sampling import SamplingConfig
 
@@ -65,8 +67,18 @@ def settings_for(model, changes: dict | None = None) -> SamplingConfig:
     return model.sampling.replace(**changes) if changes else model.sampling
 
 
+def sampling_precision(model, settings: SamplingConfig, precision: str = "auto") -> str:
+    """"fp32" or "bf16" for sampling ``model`` at ``settings``: "auto" times a one-step sample of one sampling batch,
+    decoded, both ways (``precision.resolve``): a generator made of convolutions (the latent model) can be slower
+    in bf16 on a CPU whose products are faster in it."""
+    labels = torch.arange(model.sample_batch_size) % len(CLASSES)
+    return resolve(precision, next(model.parameters()).device,
+                   lambda: generate(model, labels, settings.replace(steps=1)))
+
+
 def generate_to_file(name: str, out, changes: dict | None = None, classes="all", n_per_class: int = 8,
-                     seed: int = 0, weights=None, device="auto", progression: bool = False) -> None:
+                     seed: int = 0, weights=None, device="auto", progression: bool = False,
+                     precision: str = "auto") -> None:
     """What ``fashiondiff generate`` does: ``.npz`` (images uint8 (N, H, W), labels int64 (N,)) or a ``.png``
     grid, one row per class; with ``progression``, the denoising process of one sample per class.
     ``changes``: sampling settings that replace the model's default."""
@@ -79,13 +91,16 @@ def generate_to_file(name: str, out, changes: dict | None = None, classes="all",
     cls = parse_classes(classes)
     model = load_model(name, weights, device)
     settings = settings_for(model, changes)
+    at = autocast(sampling_precision(model, settings, precision), next(model.parameters()).device)
     if progression:
         labels = torch.tensor(cls)
-        images, trajectory = generate(model, labels, settings, seed, trajectory=True)
+        with at:
+            images, trajectory = generate(model, labels, settings, seed, trajectory=True)
         fig = plotting.progression(trajectory, labels, step_names(model, settings))
     else:
         labels = torch.tensor(cls).repeat_interleave(n_per_class)
-        images = generate(model, labels, settings, seed, progress=True)
+        with at:
+            images = generate(model, labels, settings, seed, progress=True)
         fig = plotting.class_grid(images, labels) if out.suffix.lower() == ".png" else None
     if out.suffix.lower() == ".npz":
         import numpy as np
@@ -98,14 +113,18 @@ def generate_to_file(name: str, out, changes: dict | None = None, classes="all",
 
 
 def evaluate(name: str, n: int = 2000, changes: dict | None = None, seed: int = 0, weights=None,
-             device="auto", classifier_weights=None) -> dict:
+             device="auto", classifier_weights=None, precision: str = "auto") -> dict:
     """What ``fashiondiff evaluate`` prints: the recipe's score (``fashiondiff.reports``) of the model in ``weights``
     (default: bundled), with the classifier in ``classifier_weights`` as the yardstick; a generator is scored on
-    ``n`` samples at its default sampling settings with ``changes`` applied."""
+    ``n`` samples at its default sampling settings with ``changes`` applied, its network at ``precision`` (the
+    answer says which it took; a classifier or a VAE is measured in fp32)."""
     r = recipe(name)
     if changes and not r.is_generator:
         raise ValueError(f"{name} is not a generator: sampling settings do not apply")
     model = load_model(name, weights, device)
     settings = settings_for(model, changes) if r.is_generator else None
-    return r.score(model, lambda: yardsticks(device, classifier_weights), n=n, settings=settings, seed=seed,
-                   progress=True)
+    taken = sampling_precision(model, settings, precision) if r.is_generator else "fp32"
+    with autocast(taken, next(model.parameters()).device):
+        scores = r.score(model, lambda: yardsticks(device, classifier_weights), n=n, settings=settings, seed=seed,
+                         progress=True)
+    return {**scores, "precision": taken}

@@ -226,12 +226,16 @@ def latent_setup(recipe: Recipe, device: torch.device, vae_weights=None):
     return model, loss_fn, len(x)
 
 
+# Every recipe trains at precision "auto": bf16 where this machine computes the model's loss faster in it
+# (fashiondiff.precision), else fp32. A record says which its run took; the bundled models' runs took fp32.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("classifier", FashionClassifier, dict(width=32, feature_dim=128, n_classes=10),
-           TrainConfig(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999),
+           TrainConfig(epochs=10, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999,
+                       precision="auto"),
            classifier_setup, classifier_score, score_report, summary="the course's yardstick: a small Fashion-MNIST CNN"),
     Recipe("resnet", ResNetClassifier, dict(width=32, feature_dim=128, n_classes=10),
-           TrainConfig(epochs=5, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999),
+           TrainConfig(epochs=5, batch_size=128, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999,
+                       precision="auto"),
            resnet_setup, classifier_score, score_report,
            summary="the second yardstick: a GroupNorm ResNet trained on sharp images only"),
     # The pixel track: batch 128, AdamW with weight decay 0.05, one cosine decay from lr 1e-3 (notebook 04).
@@ -239,7 +243,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                                                     layers=3, ff_dim=256, n_classes=10, timesteps=10,
                                                     schedule="cosine", attention="linear", pos_encoding="sincos"),
            TrainConfig(epochs=17, batch_size=128, lr=1e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999,
-                       snapshot_every=1404, compile=True),
+                       precision="auto", snapshot_every=1404, compile=True),
            transformer_setup, generator_score, sweep_report, summary="16x16 pixel-space transformer, x0-prediction, T = 10",
            # w = 2.5 where sigma is 0.5..2 (timesteps 3..7 of 10): the lowest KID of its sweep (notebook 08)
            sampling=SamplingConfig("ddim", steps=10, guidance=2.5, guidance_interval=(0.5, 2.0), eta=0.0),
@@ -251,7 +255,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("flow", FlowTransformer, dict(image_size=16, patch_size=2, channels=1, dim=128, heads=4, layers=3,
                                          ff_dim=256, n_classes=10, attention="linear", pos_encoding="sincos"),
            TrainConfig(epochs=17, batch_size=128, lr=1e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999,
-                       snapshot_every=1989, compile=True),
+                       precision="auto", snapshot_every=1989, compile=True),
            flow_setup, generator_score, sweep_report,
            summary="16x16 pixel-space transformer trained by flow matching, sampled as an ODE",
            # the lowest KID at conditional accuracy >= 0.97 among the settings tried after training (its record)
@@ -261,7 +265,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     # (fashiondiff/vae.py); beta 1e-2, which gave the latent samples a smoother latent than 1e-3 (README, notebook 09).
     Recipe("vae", VAE, dict(latent_channels=8, widths=(16, 32, 64), beta=1e-2, output="tanh", reconstruction="l1"),
            TrainConfig(epochs=7, batch_size=128, lr=2e-3, weight_decay=0.01, warmup_steps=200, ema_decay=0.999,
-                       snapshot_every=938),
+                       precision="auto", snapshot_every=938),
            vae_setup, vae_score, score_report, summary="the latent track's autoencoder, 28x28 -> 8x7x7",
            options={"kl_weight": (float, "the KL term's weight beta (default: the recipe's 1e-2)")},
            finish=vae_finish),
@@ -270,7 +274,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                                                              context_dim=64, heads=4, timesteps=1000,
                                                              schedule="linear")),
            TrainConfig(epochs=20, batch_size=256, lr=1e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.9995,
-                       snapshot_every=1170),
+                       precision="auto", snapshot_every=1170),
            latent_setup, generator_score, sweep_report, summary="latent diffusion: a UNet over the VAE's latents, eps-prediction, T = 1000",
            # w = 3 where sigma <= 2 (timesteps up to 376 of the 25): the lowest KID among the settings whose
            # accuracy reaches 0.97 in both yardsticks (benchmarks/rescore.py latent --pick-default 0.97 --both)

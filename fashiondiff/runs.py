@@ -68,7 +68,7 @@ def run(name: str, out: str | Path, overrides: dict | None = None, device: str =
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "wall_time_s": round(result.seconds, 1), "steps": result.steps,   # of this call, if resumed
            "parameters": sum(p.numel() for p in final.parameters()), "hardware": {**hardware(dev), "processes": world},
-           "train": asdict(cfg), "options": {k: str(v) for k, v in options.items()}, "loss_history": result.history}
+           "train": asdict(cfg), "precision": result.precision, "options": {k: str(v) for k, v in options.items()}, "loss_history": result.history}
     if rank > 0:
         return None
     if measure:                                    # the weights as saved, as `fashiondiff evaluate` loads them

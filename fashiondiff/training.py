@@ -12,6 +12,10 @@ saved one stood. It is written atomically (temporary file, fsync, rename: ``fash
 crash at any moment leaves the previous checkpoint intact; ``state.json`` beside it is a readable copy of the header.
 Ctrl-C (``CtrlC``) lets the current step finish, saves a checkpoint and then raises KeyboardInterrupt.
 
+``cfg.precision`` "bf16" runs the forward pass (and the loss) under ``torch.autocast`` to bfloat16; the weights,
+gradients, AdamW's moments, the EMA and the loss's reduction stay fp32 (``fashiondiff.precision``). "auto" takes
+bf16 where it measures faster; the checkpoint stores what was taken, and a resumed "auto" run keeps it.
+
 Several processes (``torchrun --nproc_per_node N -m fashiondiff train ...``): ``devices.init_distributed`` joins
 the process group (gloo on CPU, nccl on CUDA), the model is wrapped in ``DistributedDataParallel``, every rank takes
 its 1/N share of each global batch (so the batch size stays as configured; ``idx`` has shape (batch_size / N,)),
@@ -35,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import config_dict, load_json, load_meta, load_tensors, remove_stale_temporaries, save_json, save_tensors, save_weights
 from .devices import rank_and_world
+from .precision import autocast, check_precision, resolve
 
 
 @dataclass
@@ -55,6 +60,10 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 25
     compile: bool = False              # torch.compile the forward pass (fuses element-wise work; see benchmarks/)
+    precision: str = "fp32"            # the forward pass's: fp32, bf16 (autocast) or auto (fashiondiff.precision)
+
+    def __post_init__(self):
+        check_precision(self.precision)
 
     def total_steps(self, n_examples: int) -> int:
         if self.max_steps:
@@ -135,6 +144,7 @@ class TrainResult:
     steps: int
     seconds: float                   # wall time of this call (not counting earlier, resumed runs)
     history: list = field(default_factory=list)   # [(step, mean loss since the previous entry)]
+    precision: str = "fp32"          # what the forward passes ran in: fp32 or bf16
 
 
 # The seeds of train()'s random streams, all derived from cfg.seed; they differ because the streams' roles differ:
@@ -175,6 +185,25 @@ def _all_reduce(x: float, **kw) -> float:
     return t.item()
 
 
+def _precision(cfg: TrainConfig, model: nn.Module, loss_fn: Callable, device: torch.device, world: int,
+               resume: bool) -> str:
+    """The precision the run's forward passes take: ``cfg.precision``, "auto" measured on the model's own loss on a
+    batch (``precision.resolve``; in eval mode and without gradients, so that nothing of the model's or the random
+    streams' state changes). Every rank must take the same: bf16 only if every rank measured it faster. A resumed
+    "auto" run takes the checkpoint's (``RunState.restore``), so nothing is measured for it."""
+    if resume and cfg.precision == "auto":
+        return "fp32"                                    # replaced by the checkpoint's
+    idx = torch.arange(cfg.batch_size // world)
+    with torch.random.fork_rng(devices=[]):
+        was_training = model.training
+        model.eval()
+        choice = resolve(cfg.precision, device, lambda: loss_fn(model, idx, torch.Generator().manual_seed(0)))
+        model.train(was_training)
+    if world > 1 and cfg.precision == "auto":
+        choice = "bf16" if _all_reduce(float(choice == "bf16"), op=dist.ReduceOp.MIN) else "fp32"
+    return choice
+
+
 class CtrlC:
     """``with CtrlC() as ctrl_c:`` a Ctrl-C (SIGINT) inside the block sets ``ctrl_c.pressed`` instead of raising
     KeyboardInterrupt, so that the loop can finish its step, save a checkpoint and stop. A SIGINT handler other than
@@ -209,6 +238,7 @@ class RunState:
     ema: EMA | None
     opt: torch.optim.Optimizer
     noise: torch.Generator                         # loss_fn's; the global random state (dropout) is saved beside it
+    precision: str = "fp32"                        # what the forward passes run in: fp32 or bf16, never auto
     step: int = 0
     history: list = field(default_factory=list)   # [(step, mean loss since the previous entry)]
     saved_step: int | None = None                  # the step of the checkpoint on disk
@@ -227,12 +257,14 @@ class RunState:
             tensors.update({f"optim.{i}.{k}": torch.as_tensor(v) for k, v in s.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.noise"] = self.noise.get_state()
-        header = {"step": self.step, "history": self.history, **meta}
+        header = {"step": self.step, "history": self.history, "precision": self.precision, **meta}
         save_tensors(folder / "state.safetensors", tensors, header)
         save_json(folder / "state.json", header)       # resuming reads the header above
         self.saved_step = self.step
 
-    def restore(self, folder: Path) -> None:
+    def restore(self, folder: Path, precision: str = "auto") -> None:
+        """Load the checkpoint in ``folder``; its precision stays unless ``precision`` asks for another one (a run
+        resumed with "auto" keeps the precision it was started with, whatever a new measurement would say)."""
         t = load_tensors(folder / "state.safetensors")
         meta = load_meta(folder / "state.safetensors") or load_json(folder / "state.json")  # a header without meta
         self.model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
@@ -248,6 +280,8 @@ class RunState:
         self.noise.set_state(t["rng.noise"])
         self.step = self.saved_step = meta["step"]
         self.history = [tuple(h) for h in meta["history"]]
+        if precision == "auto":
+            self.precision = meta.get("precision", "fp32")
 
 
 def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig, out: str | Path | None = None,
@@ -276,17 +310,18 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     meta = {"kind": name, "train": asdict(cfg), "model_config": config_dict(getattr(model, "config", {}))}
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
+    precision = _precision(cfg, model, loss_fn, device, world, resume)
     with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
         torch.manual_seed(cfg.seed)                      # dropout draws the same on every rank and every run
         run = RunState(model, EMA(model, cfg.ema_decay) if cfg.ema_decay else None,
                        torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.999)),
-                       torch.Generator().manual_seed(_noise_seed(cfg, rank)))
+                       torch.Generator().manual_seed(_noise_seed(cfg, rank)), precision)
         if resume:
             if folder is None or not (folder / "state.safetensors").is_file():
                 raise ValueError(f"--resume: no checkpoint in {folder}")
             if rank == 0:
                 remove_stale_temporaries(folder)         # left by a run that was killed while writing
-            run.restore(folder)
+            run.restore(folder, cfg.precision)
             if rank:                                     # the checkpoint holds rank 0's noise generator
                 run.noise.manual_seed(_noise_seed(cfg, rank) + run.step)
         net = DDP(model) if world > 1 else model        # averages the gradients across ranks
@@ -299,7 +334,8 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
             while run.step < total and not ctrl_c.pressed_on_any_rank(world):
                 for g in run.opt.param_groups:
                     g["lr"] = cfg.lr * lr_factor(run.step, total, cfg)
-                loss = loss_fn(forward, next(batches), run.noise)
+                with autocast(run.precision, device):   # the forward pass; backward and AdamW stay outside
+                    loss = loss_fn(forward, next(batches), run.noise).float()
                 run.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip:
@@ -329,4 +365,4 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
             save_weights(out, run.to_sample, name, meta["model_config"])
     model.eval()
     ema = run.ema.model if run.ema is not None else None
-    return TrainResult(model, ema, run.step, time.time() - start, run.history)
+    return TrainResult(model, ema, run.step, time.time() - start, run.history, run.precision)

@@ -1,5 +1,6 @@
 """The training loop: learning-rate schedules, weight decay, the EMA, and checkpoints a run resumes from exactly."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch.nn as nn
 
 from fashiondiff.checkpoint import load_tensors
 from fashiondiff.diffusion import diffusion_loss
+from fashiondiff.precision import bf16_supported
 from fashiondiff.schedule import NoiseSchedule
 from fashiondiff.training import EMA, TrainConfig, lr_factor, param_groups, train
 from fashiondiff.transformer import TransformerDenoiser
@@ -74,9 +76,14 @@ def test_twenty_steps_lower_the_loss():
     assert result.steps == 20 and losses[-1] < 0.8 * losses[0]
 
 
-def test_checkpoint_round_trip_and_exact_resume(tmp_path):
+bf16 = pytest.param("bf16", marks=pytest.mark.skipif(not bf16_supported("cpu"), reason="no bf16 on this CPU"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", bf16])
+def test_checkpoint_round_trip_and_exact_resume(tmp_path, precision, monkeypatch):
     x, y, loss_fn = _toy_problem()
-    cfg = TrainConfig(max_steps=12, batch_size=64, lr=1e-3, warmup_steps=2, checkpoint_every=6, log_every=3)
+    cfg = TrainConfig(max_steps=12, batch_size=64, lr=1e-3, warmup_steps=2, checkpoint_every=6, log_every=3,
+                      precision=precision)
     torch.manual_seed(0)
     full = train(small_model(), loss_fn, len(x), cfg, out=tmp_path / "full", name="transformer", progress=False)
     # Crash in step 7, after the checkpoint at step 6; then resume to 12: identical weights.
@@ -91,10 +98,13 @@ def test_checkpoint_round_trip_and_exact_resume(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(small_model(), crashing, len(x), cfg, out=tmp_path / "part", name="transformer", progress=False)
     state = json.loads((tmp_path / "part" / "checkpoint" / "state.json").read_text())
-    assert state["step"] == 6
+    assert state["step"] == 6 and state["precision"] == precision == full.precision
     torch.manual_seed(123)                                               # resume must not depend on this
-    resumed = train(small_model(), loss_fn, len(x), cfg, out=tmp_path / "part", name="transformer",
-                    resume=True, progress=False)
+    # resumed as "auto" on a host that would now measure fp32 faster: the run keeps the checkpoint's precision
+    monkeypatch.setattr("fashiondiff.precision.bf16_is_faster", lambda device: False)
+    resumed = train(small_model(), loss_fn, len(x), replace(cfg, precision="auto"), out=tmp_path / "part",
+                    name="transformer", resume=True, progress=False)
+    assert resumed.precision == precision
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(a, b)
     for a, b in zip(full.ema.parameters(), resumed.ema.parameters()):
@@ -106,6 +116,29 @@ def test_checkpoint_round_trip_and_exact_resume(tmp_path):
     torch.testing.assert_close(loaded(xt, t, lab), full.ema(xt, t, lab))
     assert not list((tmp_path / "full").rglob("*.tmp"))                  # nothing half-written left behind
     assert set(load_tensors(tmp_path / "full" / "model.safetensors")) == set(full.ema.state_dict())
+
+
+@pytest.mark.skipif(not bf16_supported("cpu"), reason="no bf16 on this CPU")
+def test_bf16_runs_the_forward_pass_in_bf16_and_keeps_weights_optimizer_and_ema_in_fp32():
+    x, y, loss_fn = _toy_problem()
+    seen = []
+
+    def watching(m, idx, gen):
+        loss = loss_fn(m, idx, gen)
+        seen.append((torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None, loss.dtype))
+        return loss
+    cfg = TrainConfig(max_steps=4, batch_size=64, lr=1e-3, warmup_steps=2, log_every=2)
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        runs[precision] = train(small_model(), watching, len(x), replace(cfg, precision=precision), progress=False)
+    assert seen == [(None, torch.float32)] * 4 + [(torch.bfloat16, torch.float32)] * 4   # the loss reduced in fp32
+    bf = runs["bf16"]
+    assert all(p.dtype == torch.float32 for p in [*bf.model.parameters(), *bf.ema.parameters()])
+    # the same start, batches and noise: the runs differ only by bf16's rounding, by more than fp32's and by less
+    # than a learning step's size (lr 1e-3 over 4 steps)
+    diff = max((a - b).abs().max().item() for a, b in zip(runs["fp32"].model.parameters(), bf.model.parameters()))
+    assert 1e-6 < diff < 4e-3
 
 
 @pytest.mark.parametrize("steps, saved", [(12, [6, 12]), (13, [6, 12, 13])])
