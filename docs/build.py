@@ -187,8 +187,10 @@ def _fix_spacing(mathml: str, display: bool) -> str:
     """What TeX does and latex2mathml leaves out: a thin space after an operator name (\\log x, \\exp x, \\cos t) unless
     a bracket or an operator follows (\\exp(x)), and, in displayed maths, limits under and over large operators
     (\\sum_j) also inside aligned environments, whose tables MathML Core draws in the compact style."""
-    mathml = re.sub(rf"(<mi>(?:{_OPERATOR_NAMES})</mi>)(?!\s*<mo|\s*</|\s*<mspace)", r'\1<mspace width="0.1667em"></mspace>',
+    mathml = re.sub(rf"(?<!<msup>)(?<!<msub>)(?<!<msubsup>)(<mi>(?:{_OPERATOR_NAMES})</mi>)(?!\s*<mo|\s*</|\s*<mspace)", r'\1<mspace width="0.1667em"></mspace>',
                     mathml)
+    mathml = re.sub(rf"(<(msup|msub)><mi>(?:{_OPERATOR_NAMES})</mi>(?:<mn>[^<]*</mn>|<mi>[^<]*</mi>)</\2>)"  # \cos^2 x
+                    r"(?!\s*<mo|\s*</|\s*<mspace)", r'\1<mspace width="0.1667em"></mspace>', mathml)
     if display:
         mathml = re.sub(r"<(mtable|munder|munderover)\b(?![^>]*displaystyle)", r'<\1 displaystyle="true"', mathml)
     return mathml
