@@ -53,6 +53,9 @@ MARKER = ".fashiondiff-site"                                       # marks a fol
 RUN_LIVE = "jupyter lab notebooks/"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+SOLUTION_LABEL = "Solution (collapsed: click to open)"                # the <summary> of each folded solution cell
+READING_WORDS_PER_MINUTE = 180                                     # prose with maths in it
+CODE_LINES_PER_MINUTE = 12                                         # code read, not skimmed
 
 warnings: list[str] = []
 
@@ -176,6 +179,23 @@ def _fix_variants(mathml: str) -> str:
     return re.sub(r'<(mi|mn|mtext)([^>]*?) mathvariant="([a-z-]+)"([^>]*)>([^<]*)</\1>', fix, mathml)
 
 
+_OPERATOR_NAMES = ("arccos|arcsin|arctan|arg|cos|cosh|cot|coth|csc|deg|det|dim|exp|gcd|hom|inf|ker|lg|lim|liminf|limsup|"
+                   "ln|log|max|min|Pr|sec|sin|sinh|sup|tan|tanh")
+
+
+def _fix_spacing(mathml: str, display: bool) -> str:
+    """What TeX does and latex2mathml leaves out: a thin space after an operator name (\\log x, \\exp x, \\cos t) unless
+    a bracket or an operator follows (\\exp(x)), and, in displayed maths, limits under and over large operators
+    (\\sum_j) also inside aligned environments, whose tables MathML Core draws in the compact style."""
+    mathml = re.sub(rf"(?<!<msup>)(?<!<msub>)(?<!<msubsup>)(<mi>(?:{_OPERATOR_NAMES})</mi>)(?!\s*<mo|\s*</|\s*<mspace)", r'\1<mspace width="0.1667em"></mspace>',
+                    mathml)
+    mathml = re.sub(rf"(<(msup|msub)><mi>(?:{_OPERATOR_NAMES})</mi>(?:<mn>[^<]*</mn>|<mi>[^<]*</mi>)</\2>)"  # \cos^2 x
+                    r"(?!\s*<mo|\s*</|\s*<mspace)", r'\1<mspace width="0.1667em"></mspace>', mathml)
+    if display:
+        mathml = re.sub(r"<(mtable|munder|munderover)\b(?![^>]*displaystyle)", r'<\1 displaystyle="true"', mathml)
+    return mathml
+
+
 def tex_to_mathml(piece: str) -> str:
     """One piece from remove_math (delimiters included) as a <math> element; on failure, the TeX in a marked <code>."""
     if piece.startswith("$$") or piece.startswith("\\\\["):
@@ -190,8 +210,14 @@ def tex_to_mathml(piece: str) -> str:
     except Exception as e:                                        # noqa: BLE001 - any converter failure is reported
         warn(f"maths not converted ({type(e).__name__}: {e}): {piece[:80]!r}")
         return f'<code class="math-error" title="maths the site could not render">{html.escape(piece)}</code>'
-    mathml = _fix_variants(mathml)
-    return mathml.replace("<math ", f'<math alttext="{html.escape(body)}" ', 1)
+    mathml = _fix_spacing(_fix_variants(mathml), display)
+    mathml = mathml.replace("<math ", f'<math alttext="{html.escape(body)}" ', 1)
+    # a displayed formula wider than the column scrolls in its own box (with a shadow at the cut edge), not the page
+    if display:
+        return f'<span class="math-display" tabindex="0">{mathml}</span>'
+    if len(body) > 30:                      # a long formula in a line: on a phone it scrolls in its box, not the page
+        return f'<span class="math-inline-wide">{mathml}</span>'
+    return mathml
 
 
 def render_markdown(source: str, attachments: dict | None = None) -> str:
@@ -237,8 +263,7 @@ class WidgetStill:
         else:
             inner = ""
             what = "An interactive widget was here; its state was not saved with the notebook."
-        return (f'<figure class="widget-still">{inner}<figcaption class="widget-note">{what} Widgets need a running '
-                f'kernel: to use it, run <code>{RUN_LIVE}</code> and run this notebook.</figcaption></figure>')
+        return f'<figure class="widget-still">{inner}<figcaption class="widget-note">{what}</figcaption></figure>'
 
     def draw(self, model_id: str, depth: int = 0) -> str:
         model = self.models.get(model_id)
@@ -334,6 +359,27 @@ class Notebook:
     summary_html: str = ""
     modules: list[str] = field(default_factory=list)              # "fashiondiff/data.py", in order of first import
     new_modules: list[str] = field(default_factory=list)          # those no earlier notebook imports
+    words: int = 0                                                # in its markdown cells
+    code_lines: int = 0                                           # non-blank lines of code
+    run_seconds: float = 0.0                                      # the stored run's cell time (execution metadata)
+    exercises: int = 0
+
+    @property
+    def minutes(self) -> int:
+        """An estimate of the time to work through the notebook: its prose, its code, its cells' run time (the
+        exercises not counted), rounded up to 5 minutes."""
+        total = self.words / READING_WORDS_PER_MINUTE + self.code_lines / CODE_LINES_PER_MINUTE + self.run_seconds / 60
+        return max(5, 5 * -(-int(total) // 5))
+
+    @property
+    def time_html(self) -> str:
+        run = f"{self.run_seconds:.0f} s" if self.run_seconds < 90 else f"{self.run_seconds / 60:.1f} min"
+        exercises = f", plus {self.exercises} exercises" if self.exercises else ""
+        return (f'<span class="time-estimate" title="{self.words:,} words at {READING_WORDS_PER_MINUTE} a minute, '
+                f'{self.code_lines} lines of code at {CODE_LINES_PER_MINUTE} a minute, {run} of cell time">'
+                f"about {self.minutes} min{exercises}</span> "
+                f'<span class="time-detail">({self.words:,} words, {self.code_lines} lines of code; its cells ran in '
+                f"{run} on a 2-core CPU)</span>")
 
     @property
     def page(self) -> str:
@@ -389,6 +435,44 @@ def inline_markdown(text: str) -> str:
     return re.sub(r"^<p>(.*)</p>$", r"\1", out, flags=re.DOTALL)
 
 
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def measure(nb, notebook: Notebook) -> None:
+    """Words, lines of code, exercises and the stored run's cell time, for the time estimate."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            text = re.sub(r"<[^>]+>|\$[^$]*\$", " ", cell.source)
+            notebook.words += len(re.findall(r"[A-Za-z0-9][\w'-]*", text))
+        elif cell.cell_type == "code":
+            notebook.code_lines += sum(1 for line in cell.source.splitlines() if line.strip())
+            stamps = cell.get("metadata", {}).get("execution", {})
+            if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+                try:
+                    notebook.run_seconds += max(0.0, _seconds(stamps["shell.execute_reply"])
+                                                - _seconds(stamps["iopub.execute_input"]))
+                except ValueError:
+                    pass
+    try_it = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Try it" in c.source), None)
+    if try_it is not None:                                         # "1. **Name** ..." after "## Try it"
+        notebook.exercises = sum(len(re.findall(r"^\d+\. \*\*", c.source, re.MULTILINE))
+                                 for c in nb.cells[try_it:] if c.cell_type == "markdown")
+
+
+
+
+def _list_terms(block: str) -> str | None:
+    """The bold lead terms of a markdown list ("1. **patches**: ...", "* **the denoiser** - ...") joined as a phrase,
+    or None if any item has none."""
+    items = re.findall(r"^(?:\d+\.|[*-])\s+(.*)$", block, re.MULTILINE)
+    terms = [m.group(1) for m in (re.match(r"\*\*(.+?)\*\*", item) for item in items) if m]
+    if not items or len(terms) != len(items):
+        return None
+    return terms[0] if len(terms) == 1 else ", ".join(terms[:-1]) + " and " + terms[-1]
+
+
 def first_heading_and_summary(nb) -> tuple[str, str]:
     """The first markdown heading (the page's title) and the first paragraph after it (the landing page's summary)."""
     for cell in nb.cells:
@@ -398,7 +482,11 @@ def first_heading_and_summary(nb) -> tuple[str, str]:
         if not m:
             continue
         rest = cell.source[m.end():].strip()
-        paragraph = re.split(r"\n\s*\n", rest)[0] if rest else ""
+        blocks = re.split(r"\n\s*\n", rest) if rest else [""]
+        paragraph = blocks[0]
+        if paragraph.rstrip().endswith(":") and len(blocks) > 1:     # "In this notebook we:" and a list: say what
+            terms = _list_terms(blocks[1])
+            paragraph = paragraph.rstrip() + (f" {terms}." if terms else "\n\n" + blocks[1])
         summary = render_markdown(paragraph) if paragraph else ""
         return m.group(1).strip(), summary
     return "", ""
@@ -430,9 +518,12 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
 
 
-def tidy(body_html: str, pages_by_notebook: dict[str, str], page_modules: dict[str, str]) -> tuple[str, list[dict]]:
-    """Unique, readable heading ids; links to other notebooks and to package files pointed at their pages; the table of
-    contents (h2/h3, and any h1 after the first) as a list of {level, id, html}."""
+def tidy(body_html: str, pages_by_notebook: dict[str, str], page_modules: dict[str, str],
+         descriptions: dict[int, str] | None = None):
+    """Unique, readable heading ids; links to other notebooks and to package files pointed at their pages; each figure
+    described (``descriptions``: by cell index) and linked to itself full size; runs of folded solution cells in one
+    <details>; the table of contents (h2/h3, and any h1 after the first) as a list of {level, id, html}. Returns the
+    soup and the table of contents."""
     soup = BeautifulSoup(body_html, "html.parser")
     site_pages = {"index.html", *pages_by_notebook.values(), *page_modules.values()}
     used: set[str] = set()
@@ -462,7 +553,7 @@ def tidy(body_html: str, pages_by_notebook: dict[str, str], page_modules: dict[s
             continue
         target, _, fragment = href.partition("#")
         name = Path(target).name
-        if target in site_pages:
+        if target in site_pages or target.startswith("_images/"):
             continue
         if name in pages_by_notebook:
             a["href"] = pages_by_notebook[name] + (f"#{fragment}" if fragment else "")
@@ -471,12 +562,185 @@ def tidy(body_html: str, pages_by_notebook: dict[str, str], page_modules: dict[s
         elif target:
             warn(f"a link to {href!r} points outside the site")
     for img in soup.find_all("img"):
-        if img.get("alt") in (None, "No description has been provided for this image"):
+        m = re.search(r"/output_(\d+)_(\d+)\.\w+$", img.get("src", ""))
+        if m and descriptions and int(m.group(1)) in descriptions:
+            img["alt"] = descriptions[int(m.group(1))] + (f", part {int(m.group(2)) + 1}" if m.group(2) != "0" else "")
+        elif img.get("alt") in (None, "", "No description has been provided for this image"):
             img["alt"] = "a figure from the notebook's stored output"
-    return str(soup), toc
+        if img.find_parent(class_="jp-RenderedImage") and img.parent.name != "a":
+            link = soup.new_tag("a", attrs={"class": "figure-link", "href": img["src"],
+                                            "title": "open this figure full size (the image file itself)"})
+            img.wrap(link)
+    for details in soup.select("details.solution"):               # consecutive solution cells: one fold
+        if details.parent is None:
+            continue
+        cells = 1
+        nxt = details.find_next_sibling()
+        while nxt is not None and nxt.name == "details" and "solution" in nxt.get("class", []):
+            for child in list(nxt.children):
+                if getattr(child, "name", None) != "summary":
+                    details.append(child.extract())
+            cells += 1
+            nxt.decompose()
+            nxt = details.find_next_sibling()
+        if cells > 1:
+            details.summary.string = SOLUTION_LABEL.replace("Solution", f"Solution, {cells} cells", 1)
+    return soup, toc
 
 
-def write_module_page(env, common: dict, out: Path, module: str, users: list[Notebook]) -> None:
+# ---------------------------------------------------------------------------------------------------------------------
+# References, figures' descriptions, the search index
+# ---------------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Reference:
+    key: str                                                      # "Ho et al. 2020", as the notebooks cite it
+    notebooks: set[str]                                           # numbers where this key means this paper; empty: all
+    html: str                                                     # the full reference, its title linked
+    url: str
+    text: str
+
+
+def load_references() -> list[Reference]:
+    """docs/references.md: a table | cited as | notebooks | reference |."""
+    refs = []
+    for key, where, ref in re.findall(r"^\|\s*([^|]+?)\s*\|\s*([^|]*?)\s*\|\s*(.+?)\s*\|\s*$",
+                                      (DOCS / "references.md").read_text(encoding="utf-8"), re.MULTILINE):
+        if key in ("cited as",) or set(key) <= {"-", " "}:
+            continue
+        html_ref = inline_markdown(ref)
+        url = re.search(r'href="([^"]+)"', html_ref)
+        refs.append(Reference(key, set(re.findall(r"\d\d", where)), html_ref, url.group(1) if url else "",
+                              BeautifulSoup(html_ref, "html.parser").get_text()))
+    return refs
+
+
+_NAME = r"[A-Z][a-z\u00df-\u024f]+(?:-[A-Z]?[a-z\u00df-\u024f]+)?"             # Kynkäänniemi, not DDPM or DiT
+_AUTHORS = rf"{_NAME}(?:,\s+{_NAME})*(?:\s+et\s+al\.|\s+(?:&|and)\s+{_NAME})?"
+_CITATION = re.compile(rf"\b(?P<authors>{_AUTHORS})(?P<tail>(?:,?\s+\(?(?:[A-Z][\w]*,?\s+)*?(?P<year>(?:19|20)\d\d)\b)?)")
+_NOT_PROSE = {"a", "code", "pre", "math", "script", "style", "h1", "h2", "h3", "h4", "h5", "h6", "title"}
+
+
+def link_citations(soup, refs: list[Reference], number: str | None, where: str) -> list[Reference]:
+    """Each citation in the prose of ``soup`` ("Ho et al. 2020", "Song et al. (2021, sec. 4.1)", "Esser et al.'s")
+    becomes a link to the paper; returns the papers cited, in order. ``number``: the notebook's, to pick among papers
+    cited alike in different notebooks (None: the landing page, where such a citation is left unlinked)."""
+    mine = [r for r in refs if not r.notebooks or (number is not None and number in r.notebooks)]
+    by_key: dict[str, list[Reference]] = {}
+    for r in mine:
+        by_key.setdefault(r.key, []).append(r)
+    cited: list[Reference] = []
+
+    def lookup(authors: str, year: str | None) -> Reference | None:
+        authors = " ".join(authors.split())
+        if year:
+            found = by_key.get(f"{authors} {year}", [])
+        else:                                                       # "Esser et al.": the one paper of that name
+            found = [r for r in mine if r.key.rsplit(" ", 1)[0] == authors]
+            found = found if len({r.url for r in found}) == 1 else []
+        return found[0] if len({r.url for r in found}) == 1 else None
+
+    for text in list(soup.find_all(string=True)):
+        if any(parent.name in _NOT_PROSE for parent in text.parents) or not _CITATION.search(text):
+            continue
+        pieces, last, changed = [], 0, False
+        for m in _CITATION.finditer(text):
+            authors, year = m.group("authors"), m.group("year")
+            several = " et al." in " ".join(authors.split()) or "&" in authors or " and " in authors
+            if not year and not several:
+                continue
+            ref = lookup(authors, year)
+            if ref is None:
+                if year and several and not [r for r in refs if r.key == f"{' '.join(authors.split())} {year}"]:
+                    warn(f"{where}: the citation {' '.join(m.group(0).split())!r} is not in docs/references.md")
+                continue
+            span = m.group(0) if year else authors
+            pieces.append(html.escape(text[last:m.start()]))
+            pieces.append(f'<a class="cite" href="{html.escape(ref.url)}" title="{html.escape(ref.text)}">'
+                          f"{html.escape(span)}</a>")
+            last = m.start() + len(span)
+            changed = True
+            if ref not in cited:
+                cited.append(ref)
+        if changed:
+            pieces.append(html.escape(text[last:]))
+            text.replace_with(BeautifulSoup("".join(pieces), "html.parser"))
+    return cited
+
+
+_TITLE_IN_CODE = re.compile(r"""(?:set_title|suptitle|title)\s*[(=]\s*f?(["'])(.+?)\1""")
+
+
+def figure_descriptions(nb, title: str) -> dict[int, str]:
+    """For each code cell with a figure, a description for the alt text: the titles the code gives its axes or figure,
+    else the cell's first comment, else the section it is in."""
+    out: dict[int, str] = {}
+    section = title
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            heads = re.findall(r"^#{1,3}\s+(.+)$", cell.source, re.MULTILINE)
+            if heads:
+                section = re.sub(r"[*_`$\\]", "", heads[-1]).strip()
+            continue
+        if cell.cell_type != "code" or not any(
+                k in o.get("data", {}) for o in cell.get("outputs", []) for k in ("image/png", "image/jpeg", "image/svg+xml")):
+            continue
+        titles = [re.sub(r"\{[^}]*\}", "…", t) for _, t in _TITLE_IN_CODE.findall(cell.source)]
+        titles = list(dict.fromkeys(t for t in titles if t.strip() and t.strip() != "…"))
+        comment = next((line.strip().lstrip("#").strip() for line in cell.source.splitlines()
+                        if line.strip().startswith("#") and "NBVAL" not in line and len(line.strip()) > 3), "")
+        if titles:
+            described = "a figure: " + "; ".join(titles[:6]) + ("; …" if len(titles) > 6 else "")
+        elif comment:
+            described = f"a figure: {comment}"
+        else:
+            described = "a figure"
+        out[i] = f"{described} (section “{section}”, cell {i})"
+    return out
+
+
+def search_sections(soup, page: str, page_title: str) -> list[dict]:
+    """The page cut at its headings (h1-h3 with an id): one entry per section with its prose and code, for the
+    search index. Maths is indexed as its TeX; outputs, anchors and prompts are left out. ``soup`` is not changed."""
+    from bs4 import NavigableString, Tag
+    skip = {"jp-OutputArea", "anchor-link", "jp-InputPrompt", "copy-button"}
+    sections = [{"p": page_title, "s": page_title, "u": page, "t": []}]
+
+    def text_of(el) -> str:
+        out = []
+        for child in el.children:
+            if isinstance(child, NavigableString):
+                out.append(str(child))
+            elif isinstance(child, Tag):
+                if child.name == "math":
+                    out.append(f" {child.get('alttext', '')} ")
+                elif not skip.intersection(child.get("class", [])) and child.name not in ("script", "style"):
+                    out.append(text_of(child))
+        return "".join(out)
+
+    def walk(el) -> None:
+        for child in el.children:
+            if not isinstance(child, Tag) or skip.intersection(child.get("class", [])) or child.name in (
+                    "script", "style", "nav", "math"):
+                continue
+            if child.name in ("h1", "h2", "h3") and child.get("id"):
+                sections.append({"p": page_title, "s": " ".join(text_of(child).replace("¶", "").split()),
+                                 "u": f"{page}#{child['id']}", "t": []})
+            elif child.name in ("p", "li", "td", "th", "pre", "summary", "figcaption", "blockquote", "dt", "dd"):
+                sections[-1]["t"].append(" ".join(text_of(child).split()))
+            else:
+                walk(child)
+
+    walk(soup)
+    out = []
+    for section in sections:
+        section["t"] = " ".join(section["t"])
+        if section["t"] or section["u"] == page:
+            out.append(section)
+    return out
+
+
+def write_module_page(env, common: dict, out: Path, module: str, users: list[Notebook]) -> list[dict]:
     source = (ROOT / module).read_text(encoding="utf-8")
     (out / module).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / module, out / module)
@@ -486,6 +750,38 @@ def write_module_page(env, common: dict, out: Path, module: str, users: list[Not
         module=module, code=highlight(source, PythonLexer(), formatter), users=users, title=module,
         page_kind="module", toc=None, current=None, prev=None, next=None, root=depth, **common)
     (out / (module + ".html")).write_text(html_page, encoding="utf-8")
+    return [{"p": module, "s": module, "u": module + ".html", "t": " ".join(source.split())}]
+
+
+def repository_address() -> str | None:
+    """The repository's address, for the landing page: pyproject.toml's [project.urls] (Repository, Source or
+    Homepage), else the git remote "origin"; None if neither is set."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    section = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.MULTILINE | re.DOTALL)
+    if section:
+        for name in ("Repository", "Source", "Homepage"):
+            m = re.search(rf'^\s*"?{name}"?\s*=\s*"([^"]+)"', section.group(1), re.MULTILINE | re.IGNORECASE)
+            if m:
+                return m.group(1)
+    try:
+        import subprocess
+        url = subprocess.run(["git", "-C", str(ROOT), "remote", "get-url", "origin"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        url = ""
+    if url.startswith("git@") and ":" in url:                       # git@host:owner/name.git -> https://host/owner/name
+        host, _, path = url[4:].partition(":")
+        url = f"https://{host}/{path}"
+    return re.sub(r"\.git$", "", url) if url.startswith(("https://", "http://")) else None
+
+
+def git_commit() -> str:
+    try:
+        import subprocess
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def build(out: Path) -> int:
@@ -495,6 +791,7 @@ def build(out: Path) -> int:
             sys.exit(f"docs/build: {out} exists and was not made by this script; choose another --out or remove it")
         shutil.rmtree(out)
     (out / "_static").mkdir(parents=True)
+    (out / "_images").mkdir()
     (out / MARKER).write_text("made by docs/build; the whole folder is replaced on each build\n")
 
     notebooks = find_notebooks()
@@ -509,19 +806,27 @@ def build(out: Path) -> int:
         nb.modules = imported_modules(contents[nb.path])
         nb.new_modules = [m for m in nb.modules if m not in seen]
         seen.update(nb.modules)
+        measure(contents[nb.path], nb)
     modules = sorted(seen)
     page_modules = {m: m + ".html" for m in modules}
     pages_by_notebook = {nb.path.name: nb.page for nb in notebooks}
+    references = load_references()
+    index: list[dict] = []                                          # the search index: one entry per section
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(DOCS / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     common = dict(notebooks=notebooks, run_live=RUN_LIVE, site_title="fashiondiff",     # what every page needs
                   tagline="a notebook-first course on diffusion models")
 
-    # static files
+    # static files: ours, the code colours (light, and dark when the system asks for it), pictures the README shows
     for f in (DOCS / "static").iterdir():
         shutil.copyfile(f, out / "_static" / f.name)
-    (out / "_static" / "pygments.css").write_text(HtmlFormatter(style="default").get_style_defs(".highlight"))
+    light = HtmlFormatter(style="default").get_style_defs(".highlight")
+    dark = HtmlFormatter(style="github-dark").get_style_defs(".highlight")
+    (out / "_static" / "pygments.css").write_text(
+        f"{light}\n@media (prefers-color-scheme: dark) {{\n{dark}\n.highlight {{ background: transparent; }}\n}}\n")
+    for picture in sorted((ROOT / "notebooks").glob("*.png")):
+        shutil.copyfile(picture, out / "_images" / picture.name)
 
     # the landing page
     landing_md = (DOCS / "index.md").read_text(encoding="utf-8")
@@ -534,15 +839,22 @@ def build(out: Path) -> int:
             return f"[{text or slug}](#the-notebooks)"
         return f"[{text or slugs[slug].title}]({slugs[slug].page})"
     landing_md = re.sub(r"\[([^\]]*)\]\(nb:([a-z0-9_]+)\)", nb_link, landing_md)
-    landing_body, landing_toc = tidy(render_markdown(landing_md), pages_by_notebook, page_modules)
+    landing_soup, landing_toc = tidy(render_markdown(landing_md), pages_by_notebook, page_modules)
+    link_citations(landing_soup, references, None, "docs/index.md")
+    for nb in notebooks:                                            # the summaries' citations, linked too
+        summary = BeautifulSoup(nb.summary_html, "html.parser")
+        link_citations(summary, references, nb.number, nb.path.name)
+        nb.summary_html = str(summary)
     landing_toc.append({"level": 1, "id": "the-notebooks", "html": "The notebooks"})
     landing_toc.append({"level": 1, "id": "the-package", "html": "The package"})
     users = {m: [nb for nb in notebooks if m in nb.modules] for m in modules}
     landing = {"href": "index.html", "title_html": "Start here"}
     page = env.get_template("index.html.j2").render(
-        body=landing_body, toc=landing_toc, next=notebooks[0], prev=None, current=None, title="fashiondiff",
-        page_kind="landing", modules=modules, module_users=users, root="", **common)
+        body=str(landing_soup), toc=landing_toc, next=notebooks[0], prev=None, current=None, title="fashiondiff",
+        page_kind="landing", modules=modules, module_users=users, root="", repository=repository_address(),
+        commit=git_commit(), **common)
     (out / "index.html").write_text(page, encoding="utf-8")
+    index += search_sections(BeautifulSoup(page, "html.parser").find("article"), "index.html", "Start here")
 
     # one page per notebook
     (out / "notebooks").mkdir()
@@ -557,35 +869,53 @@ def build(out: Path) -> int:
             (images / name).write_bytes(data)
             return f"_images/{images.name}/{name}"
 
-        state = contents[nb.path].metadata.get("widgets", {}).get(WIDGET_STATE, {})
+        notebook = contents[nb.path]
+        state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {})
         still = WidgetStill(state, save_image)
-        for cell in contents[nb.path].cells:                    # a widget whose state was not saved: say so
-            for output in cell.get("outputs", []):
+        for cell in notebook.cells:
+            if cell.cell_type == "code":                            # test markers are for nbval, not for learners
+                cell.source = re.sub(r"\A(?:[ \t]*#[ \t]*NBVAL_\w+[^\n]*(?:\n|\Z))+", "", cell.source)
+            for output in cell.get("outputs", []):                  # a widget whose state was not saved: say so
                 view = output.get("data", {}).get(WIDGET_VIEW)
                 if view is not None and view.get("model_id") not in still.models:
                     output["data"] = {"text/html": still(output)}
+        descriptions = figure_descriptions(notebook, nb.title)
         exporter = make_exporter(still)
         extract = ExtractOutputPreprocessor(output_filename_template="output_{cell_index}_{index}{extension}")
-        resources = {"output_files_dir": f"_images/{nb.path.stem}", "outputs": {}}
-        notebook, resources = extract.preprocess(contents[nb.path], resources)
+        resources = {"output_files_dir": f"_images/{nb.path.stem}", "outputs": {}, "solution_label": SOLUTION_LABEL}
+        notebook, resources = extract.preprocess(notebook, resources)
         for name, data in resources["outputs"].items():
             (out / name).write_bytes(data)
         body, _ = exporter.from_notebook_node(notebook, resources)
-        body, toc = tidy(body, pages_by_notebook, page_modules)
+        soup, toc = tidy(body, pages_by_notebook, page_modules, descriptions)
+        heading = soup.find("h1")                                   # the title goes first, above the page's facts
+        title_html = ""
+        if heading is not None:
+            heading.extract()
+            title_html = str(heading)
+        cited = link_citations(soup, references, nb.number, nb.path.name)
+        if cited:
+            toc.append({"level": 1, "id": "references", "html": "References"})
         page = env.get_template("notebook.html.j2").render(
-            body=body, toc=toc, nb=nb, current=nb, title=nb.title, page_kind="notebook",
+            body=str(soup), heading=title_html, toc=toc, nb=nb, current=nb, title=nb.title, page_kind="notebook",
             prev=notebooks[i - 1] if i > 0 else landing, next=notebooks[i + 1] if i + 1 < len(notebooks) else None,
             has_widgets=WIDGET_VIEW in json.dumps([c.get("outputs", []) for c in notebook.cells]),
-            root="", **common)
+            references=cited, root="", **common)
         (out / nb.page).write_text(page, encoding="utf-8")
+        index += search_sections(soup, nb.page, nb.title)
 
     # the package modules the notebooks import
     for m in modules:
-        write_module_page(env, common, out, m, users[m])
+        index += write_module_page(env, common, out, m, users[m])
+
+    # the search index, a script (a page opened from disk may not fetch a JSON file), loaded when search is used
+    (out / "_static" / "search-index.js").write_text(
+        "window.FASHIONDIFF_SEARCH_INDEX = " + json.dumps(index, ensure_ascii=False, separators=(",", ":")) + ";\n",
+        encoding="utf-8")
 
     seconds = time.time() - started
-    print(f"docs/build: {len(notebooks)} notebooks, {len(modules)} modules, {len(warnings)} warnings, "
-          f"{seconds:.1f} s -> {out / 'index.html'}")
+    print(f"docs/build: {len(notebooks)} notebooks, {len(modules)} modules, {len(index)} sections indexed, "
+          f"{len(warnings)} warnings, {seconds:.1f} s -> {out / 'index.html'}")
     return 0
 
 
