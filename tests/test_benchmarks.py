@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from conftest import needs_data
@@ -47,23 +48,39 @@ def test_train_throughput_reports_speed_and_memory():
     assert r["matmul_gflops"][0] > 0 and r["onednn_gflops"][0] > 0 and r["matmul_fraction"] > 0
 
 
-def test_train_throughput_reports_the_median_speed_against_the_faster_products_roofline(monkeypatch):
+@pytest.mark.parametrize("precision, roofline", [("fp32", 2000), ("bf16", 5000)])
+def test_train_throughput_reports_the_median_speed_against_its_own_precisions_roofline(monkeypatch, precision,
+                                                                                       roofline):
     """Step times, product speeds and FLOPs planted: the record's numbers follow by hand. Three timed runs of 10 steps
     at batch 100 take 2, 1 and 4 s: 500, 1000 and 250 images/s, median 500. MKL runs at 100 then 120 GFLOP/s, oneDNN
-    at 180 then 220: the faster, on average, is oneDNN at 200 GFLOP/s, so at 1e8 FLOP per image the roofline is
-    2000 images/s and the step reaches 500 / 2000 = 0.25 of it."""
+    at 180 then 220, bf16 at 400 then 600. In fp32 the faster, on average, is oneDNN at 200 GFLOP/s, so at 1e8 FLOP
+    per image the roofline is 2000 images/s and the step reaches 500 / 2000 = 0.25 of it; in bf16 the roofline is
+    its own products' 500 GFLOP/s, 5000 images/s, and the step reaches 0.1 of it."""
     monkeypatch.syspath_prepend(str(BENCH))
     import train_throughput
-    model, cfg = torch.nn.Linear(4, 4), SimpleNamespace(batch_size=100, compile=False)
+    model, cfg = torch.nn.Linear(4, 4), SimpleNamespace(batch_size=100, compile=False, precision=precision)
     seconds = iter([0.1, 2.0, 1.0, 4.0])                                   # the warm-up, then the timed runs
-    speeds = iter([{"mkl": 100.0, "onednn": 180.0}, {"mkl": 120.0, "onednn": 220.0}])   # before and after, GFLOP/s
+    speeds = iter([{"mkl": 100.0, "onednn": 180.0, "bf16": 400.0}, {"mkl": 120.0, "onednn": 220.0, "bf16": 600.0}])
     monkeypatch.setattr(train_throughput, "recipe_run", lambda *args: (lambda steps: next(seconds), model, cfg))
-    monkeypatch.setattr(train_throughput, "product_speeds", lambda: next(speeds))
+    monkeypatch.setattr(train_throughput, "product_speeds", lambda bf16: next(speeds))   # GFLOP/s before and after
     monkeypatch.setattr(train_throughput, "flops_per_image", lambda run, batch_size: 1e8)
-    (r,) = train_throughput.throughput("classifier", 10, torch.device("cpu"), linear="aten", repeats=3)
+    monkeypatch.setattr(train_throughput, "resolve", lambda precision, device: precision)   # no bf16 needed here
+    (r,) = train_throughput.throughput("classifier", 10, torch.device("cpu"), linear="aten", repeats=3,
+                                       precision=precision)
     assert r["images_per_s"] == 500 and r["images_per_s_range"] == [250, 1000] and r["seconds_per_step"] == 0.2
     assert r["matmul_gflops"] == [100, 120] and r["onednn_gflops"] == [180, 220] and r["flops_per_image"] == 1e8
-    assert r["roofline_images_per_s"] == 2000 and r["matmul_fraction"] == 0.25
+    assert r["roofline_images_per_s"] == roofline and r["matmul_fraction"] == 500 / roofline
+    assert r["precision"] == precision and ("bf16_gflops" in r) == (precision == "bf16")
+
+
+def test_train_throughput_variants_pair_every_linear_with_every_precision_but_one_bf16(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import train_throughput
+    monkeypatch.setattr(train_throughput, "resolve", lambda precision, device: "bf16" if precision == "auto" else precision)
+    cpu = torch.device("cpu")
+    assert train_throughput.variants("both", "both", cpu, "auto") == [("aten", "fp32"), ("conv", "fp32"), ("aten", "bf16")]
+    assert train_throughput.variants("conv", "default", cpu, "auto") == [("conv", "bf16")]
+    assert train_throughput.variants("both", "fp32", cpu, "auto") == [("aten", "fp32"), ("conv", "fp32")]
 
 
 @needs_data
@@ -117,6 +134,7 @@ def test_sample_throughput_times_every_generator_with_settings_it_takes(monkeypa
     def fake_generate(model, labels, settings, *args, **kw):
         check_settings(model, settings)                  # the sampler and the steps fit the model
         timed.append((model, settings, len(labels)))
+        return torch.zeros(len(labels), 1, model.image_size, model.image_size)
 
     monkeypatch.setattr(sample_throughput, "generate", fake_generate)
     monkeypatch.setattr(sys, "argv", ["sample_throughput.py", "--n", "10", "--device", "cpu"])
