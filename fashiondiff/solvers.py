@@ -63,6 +63,23 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = RHO) 
     return [float((hi + i / (n - 1) * (lo - hi)) ** rho) for i in range(n)]
 
 
+def loguniform_timesteps(schedule, steps: int) -> list[int]:
+    """``steps`` distinct timesteps T..1 of ``schedule``, each the one nearest in log sigma to a grid even in log
+    sigma from sigma(T) to sigma(1) (DPM-Solver's "logSNR" spacing, Lu et al. 2022, sec. 3.4 of the first paper),
+    and always below the one before, with room left for the rest."""
+    if not 1 <= steps <= schedule.T:
+        raise ValueError(f"steps must be between 1 and T = {schedule.T}, got {steps}")
+    logs = torch.tensor([math.log(schedule.sigma(t)) for t in range(1, schedule.T + 1)])    # (T,) at t = 1..T
+    targets = torch.linspace(float(logs[-1]), float(logs[0]), steps) if steps > 1 else logs[-1:]
+    chosen, above = [], schedule.T + 1
+    for k, target in enumerate(targets.tolist()):
+        allowed = torch.arange(steps - k, above)                                        # room for the rest
+        t = int(allowed[(logs[allowed - 1] - target).abs().argmin()])
+        chosen.append(t)
+        above = t
+    return chosen
+
+
 def diffusion_levels(schedule, timesteps: list[int]) -> list[Level]:
     """The levels of a diffusion model at ``timesteps`` (T..1), then clean data (t = 0)."""
     ab = [float(schedule.abar[t]) for t in timesteps]
@@ -145,15 +162,16 @@ def flow_denoiser(model, y: torch.Tensor, settings: SamplingConfig) -> Callable:
 @torch.no_grad()
 def sample_diffusion(model, labels: torch.Tensor, settings: SamplingConfig, generator: torch.Generator | None = None,
                      trajectory: bool = False):
-    """A diffusion generator sampled by ``settings.sampler`` ("edm-heun" or "dpm++2m") on the timesteps DDIM
-    visits (``NoiseSchedule.timesteps``): x_T ~ N(0, I) (N, C, H, W) -> x_0, or (x_0, iterates)."""
+    """A diffusion generator sampled by ``settings.sampler`` ("edm-heun" or "dpm++2m") on timesteps even in log sigma
+    (``loguniform_timesteps``): x_T ~ N(0, I) (N, C, H, W) -> x_0, or (x_0, iterates)."""
     solver = {"edm-heun": "heun", "dpm++2m": "dpm++2m"}.get(settings.sampler)
     if solver is None:
         raise ValueError(f"solvers.sample_diffusion implements edm-heun and dpm++2m, not {settings.sampler!r}")
     schedule = model.schedule
     x = torch.randn((len(labels), *model.sample_shape), generator=generator).to(labels.device)   # (N, C, H, W)
     denoise = diffusion_denoiser(model, schedule, labels, settings, model.prediction, model.clip)
-    return solve(denoise, x, diffusion_levels(schedule, schedule.timesteps(settings.steps)), solver, trajectory)
+    return solve(denoise, x, diffusion_levels(schedule, loguniform_timesteps(schedule, settings.steps)), solver,
+                 trajectory)
 
 
 @torch.no_grad()
