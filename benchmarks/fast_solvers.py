@@ -1,7 +1,7 @@
 """First- and second-order samplers of the bundled generators at equal network calls (part 4, notebook 15).
 
     python benchmarks/fast_solvers.py [--models transformer,latent,flow] [--calls 4,6,8,10,20] [--n 2000]
-                                      [--out benchmarks/records/fast_solvers.json]
+                                      [--samplers NAME,...] [--out benchmarks/records/fast_solvers.json]
 
 For each model, at its own guidance (w and interval), each of its samplers
 
@@ -11,7 +11,8 @@ takes the most steps whose network calls (``generation.network_calls``: guided e
 budget, and is scored like ``fashiondiff evaluate MODEL --sampler S --steps K [--eta 0] --n 2000 --json`` (both
 yardsticks, seed 0; one process, each yardstick's reference features computed once). The model's default is scored
 first: the figure each sampler is compared with. Budgets no step count fits, and step counts already scored, are
-skipped. Writes the record (commands, commit, hardware, wall times) to --out after every point and prints one JSON
+skipped, and so are points already in --out (a run can be resumed, or extended with other --calls or --samplers,
+which keeps only those samplers). Writes the record (commands, commit, hardware, wall times) to --out after every point and prints one JSON
 line per point, then a table.
 """
 
@@ -54,11 +55,20 @@ def main() -> None:
     p.add_argument("--models", default="transformer,latent,flow")
     p.add_argument("--calls", default="4,6,8,10,20", help="comma-separated budgets of network calls per image")
     p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--samplers", default=None, help="comma-separated: only these samplers (default: all of each model's)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/records/fast_solvers.json"))
     args = p.parse_args()
+    only = None if args.samplers is None else set(args.samplers.split(","))
     budgets = [int(v) for v in args.calls.split(",")]
     record = {"script": "python benchmarks/fast_solvers.py " + " ".join(sys.argv[1:]), "git_commit": git_commit(),
               "hardware": hardware(torch.device("cpu")), "n": args.n, "seed": 0, "points": []}
+    if args.out.exists():                                            # resume: keep what an earlier run measured
+        earlier = json.loads(args.out.read_text())
+        record["points"] = [q for q in earlier["points"] if q.get("n", earlier["n"]) == args.n]
+        for q in record["points"]:
+            q.setdefault("git_commit", earlier["git_commit"])
+            q.setdefault("script", earlier["script"])
+    done = {(q["model"], q["sampler"], q["steps"], q["guidance"], q["eta"]) for q in record["points"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     judges = {}
     for name in args.models.split(","):
@@ -68,15 +78,18 @@ def main() -> None:
         first, second = judges[model.image_size]
         runs = [("default", model.sampling)]
         for budget in budgets:
-            for sampler in SAMPLERS[model.process]:
+            for sampler in (s for s in SAMPLERS[model.process] if only is None or s in only):
                 settings = model.sampling.replace(sampler=sampler, eta=0.0)
                 k = steps_within(model, settings, budget)
                 if k is not None and settings.replace(steps=k) not in [s for _, s in runs]:
                     runs.append((budget, settings.replace(steps=k)))
         for budget, settings in runs:
+            if (name, settings.sampler, settings.steps, settings.guidance, settings.eta) in done:
+                continue
             start = time.time()
             scores = score_generator(model, first, settings, n=args.n, seed=0, second=second)
-            point = {"model": name, "budget": budget, "calls": network_calls(model, settings),
+            point = {"model": name, "budget": budget, "calls": network_calls(model, settings), "n": args.n,
+                     "git_commit": record["git_commit"], "script": record["script"],
                      "command": command(name, settings, args.n) if budget != "default"
                      else f"fashiondiff evaluate {name} --n {args.n} --json",
                      "wall_time_s": round(time.time() - start, 1), **{k: scores[k] for k in KEEP if k in scores}}
