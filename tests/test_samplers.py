@@ -406,29 +406,34 @@ def run_row(model, settings):
 
 
 @pytest.mark.parametrize("prediction", ["x0", "eps", "v"])
-def test_the_diffusion_rows_follow_the_gaussian_ode_and_the_second_order_ones_closer(prediction):
-    """Through the loops' conversions of each prediction: ddim (even timesteps), edm-heun and dpm++2m (timesteps even
-    in log sigma) at 20 steps of T = 1000 against the closed form from x_T to sigma = 0."""
+def test_the_diffusion_rows_follow_the_gaussian_ode_to_first_and_second_order(prediction):
+    """Through the loops' conversions of each prediction, on DDIM's timesteps of T = 1000: against the closed form
+    from x_T to sigma = 0, ten times the steps cut ddim's error about 10x and dpm++2m's about 100x; edm-heun's last
+    step (Euler from sigma(1) = 0.01 to 0) leaves it a floor, below ddim's error."""
     schedule = NoiseSchedule(1000, "linear")
     model = GaussianDenoiser(schedule, prediction)
     alpha_T, sigma_T = math.sqrt(float(schedule.abar[1000])), schedule.sigma(1000)
     errors = {}
     for sampler in ("ddim", "edm-heun", "dpm++2m"):
-        x, x_T = run_row(model, SamplingConfig(sampler, 20, eta=0.0))
-        errors[sampler] = float((x - exact_ode(x_T / alpha_T, sigma_T, 0.0)).abs().max())
-    assert errors["ddim"] < 0.3 and errors["dpm++2m"] < errors["ddim"] / 5 and errors["edm-heun"] < errors["ddim"] / 2, errors
+        for steps in (100, 1000):
+            x, x_T = run_row(model, SamplingConfig(sampler, steps, eta=0.0))
+            errors[sampler, steps] = float((x - exact_ode(x_T / alpha_T, sigma_T, 0.0)).abs().max())
+    assert 7 < errors["ddim", 100] / errors["ddim", 1000] < 13, errors
+    assert errors["dpm++2m", 100] / errors["dpm++2m", 1000] > 70 and errors["dpm++2m", 100] < errors["ddim", 100], errors
+    assert errors["edm-heun", 1000] < errors["ddim", 1000] / 10, errors
 
 
-def test_the_solvers_rows_run_the_solver_on_timesteps_even_in_log_sigma():
-    """The loop is ``solvers.solve`` on ``loguniform_timesteps`` with the model's x0: the same numbers, computed again
-    from the float64 closed form (an eps-model's conversion included)."""
+def test_the_solvers_rows_run_the_solver_on_ddims_timesteps():
+    """The loop is ``solvers.solve`` on ``NoiseSchedule.timesteps`` with the model's x0: the same numbers, computed
+    again from the float64 closed form (an eps-model's conversion included). ``loguniform_timesteps``, the other
+    grid notebook 15 compares, is even in log sigma."""
     schedule = NoiseSchedule(1000, "linear")
     ts = solvers.loguniform_timesteps(schedule, 6)
     logs = torch.tensor([math.log(schedule.sigma(t)) for t in ts])
     assert len(set(ts)) == 6 and ts[0] == 1000 and ts[-1] == 1 and logs.diff().sub(logs.diff().mean()).abs().max() < 0.01
     assert solvers.loguniform_timesteps(NoiseSchedule(10, "cosine"), 10) == list(range(10, 0, -1))
     x, x_T = run_row(GaussianDenoiser(schedule, "eps"), SamplingConfig("dpm++2m", 6))
-    levels = solvers.diffusion_levels(schedule, ts)
+    levels = solvers.diffusion_levels(schedule, schedule.timesteps(6))
     expected = solvers.solve(lambda z, lv: gaussian_x0(z, lv.alpha, lv.sigma_vp), x_T, levels, "dpm++2m")
     assert_close(x, expected, rtol=1e-4, atol=1e-4)
 
