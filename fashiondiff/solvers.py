@@ -65,8 +65,8 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = RHO) 
 
 def loguniform_timesteps(schedule, steps: int) -> list[int]:
     """``steps`` distinct timesteps T..1 of ``schedule``, each the one nearest in log sigma to a grid even in log
-    sigma from sigma(T) to sigma(1) (DPM-Solver's "logSNR" spacing, Lu et al. 2022, sec. 3.4 of the first paper),
-    and always below the one before, with room left for the rest."""
+    sigma from sigma(T) to sigma(1) (DPM-Solver's "logSNR" spacing, Lu et al. 2022), and always below the one
+    before, with room left for the rest."""
     if not 1 <= steps <= schedule.T:
         raise ValueError(f"steps must be between 1 and T = {schedule.T}, got {steps}")
     logs = torch.tensor([math.log(schedule.sigma(t)) for t in range(1, schedule.T + 1)])    # (T,) at t = 1..T
@@ -108,6 +108,7 @@ def ddim_step(x: torch.Tensor, d: torch.Tensor, here: Level, there: Level) -> to
     return (there.sigma_vp / here.sigma_vp) * x + there.alpha * (1 - decay) * d
 
 
+@torch.no_grad()
 def solve(denoise: Callable, x: torch.Tensor, levels: list[Level], solver: str, trajectory: bool = False):
     """Integrate the probability-flow ODE from x (N, ...) at levels[0] to levels[-1] with ``solver`` ("ddim",
     "heun" or "dpm++2m"), calling ``denoise(x, level) -> x0`` (x's shape) as ``evaluations`` says. Returns x at the
@@ -163,8 +164,8 @@ def flow_denoiser(model, y: torch.Tensor, settings: SamplingConfig) -> Callable:
 def sample_diffusion(model, labels: torch.Tensor, settings: SamplingConfig, generator: torch.Generator | None = None,
                      trajectory: bool = False):
     """A diffusion generator sampled by ``settings.sampler`` ("edm-heun" or "dpm++2m") on the timesteps DDIM visits
-    (``NoiseSchedule.timesteps``, even in t: Lu et al. 2022's "time uniform", their choice for guided latent models;
-    on the latent model it beat ``loguniform_timesteps``, notebook 15): x_T ~ N(0, I) (N, C, H, W) -> x_0, or
+    (``NoiseSchedule.timesteps``, even in t: DPM-Solver's "time uniform" spacing; on the latent model it beat
+    ``loguniform_timesteps``, notebook 15): x_T ~ N(0, I) (N, C, H, W) -> x_0, or
     (x_0, iterates)."""
     solver = {"edm-heun": "heun", "dpm++2m": "dpm++2m"}.get(settings.sampler)
     if solver is None:
