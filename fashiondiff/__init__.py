@@ -5,7 +5,8 @@ the rows above it and from earlier modules of its own row:
 
     building blocks   data, stats, patches, embeddings, attention, layers, schedule, guidance, devices, precision,
                       fastlinear, provenance, plotting
-    processes         diffusion (loss, the DDPM/DDIM loop), flow (loss, the ODE loop)
+    processes         diffusion (loss, the DDPM/DDIM loop), flow (loss, the ODE loop), solvers (Heun and
+                      DPM-Solver++ in sigma, for both)
     samplers          sampling (the table of samplers, SamplingConfig), checkpoint
     models            classifier, vae, unet, transformer, latent, toy (part 3's 2-D mixture)
     loops             generation (the Generator interface, generate), training, metrics, reports

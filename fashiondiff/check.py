@@ -30,6 +30,7 @@ what it is for. It does raise when your function crashes, so you see the traceba
 from __future__ import annotations
 
 import copy
+import math
 import struct
 
 import torch
@@ -595,3 +596,37 @@ def hardest_class(samples_class: str | int, real_class: str | int) -> bool:
         found.append(f"not {data.CLASSES[got]} for the {what} ({per_class[got]:.2f} right; "
                      f"{data.CLASSES[worst[0]]} has {per_class[worst[0]]:.2f}): {hint}")
     return _say(ok, "; ".join(found))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Part 4: notebooks 14 and 15
+
+
+def edm_preconditioning(fn, sigma_data: float = 0.5) -> bool:
+    """``fn(sigma, sigma_data) -> (c_skip, c_out, c_in)``, EDM's preconditioning (Karras et al. 2022, Table 1):
+    c_skip = sd^2 / (s^2 + sd^2), c_out = s sd / sqrt(s^2 + sd^2), c_in = 1 / sqrt(s^2 + sd^2)."""
+    sigma = torch.logspace(-2, 2, 9, dtype=torch.float64)
+    c_skip, c_out, c_in = fn(sigma.clone(), sigma_data)
+    total = sigma ** 2 + sigma_data ** 2
+    ok = _report("c_skip", c_skip, sigma_data ** 2 / total,
+                 "c_skip is the share of x~ that the best linear guess of x0 keeps: sigma_data^2 / (sigma^2 + sigma_data^2).")
+    ok &= _report("c_out", c_out, sigma * sigma_data / total.sqrt(),
+                  "c_out is the standard deviation of what is left to predict, x0 - c_skip x~: sigma sigma_data / sqrt(...).")
+    ok &= _report("c_in", c_in, 1 / total.sqrt(), "c_in scales x~ = x0 + sigma eps, of variance sigma^2 + sigma_data^2, to unit variance.")
+    return bool(ok)
+
+
+def dpm_2m_step(fn) -> bool:
+    """``fn(x, d, d_prev, sigma_prev, sigma, sigma_next) -> x_next``: one DPM-Solver++(2M) step in x~ = x0 + sigma
+    eps (alpha = 1): h = log(sigma / sigma_next), r = log(sigma_prev / sigma) / h, D = (1 + 1/(2r)) d - 1/(2r) d_prev,
+    x_next = (sigma_next / sigma) x + (1 - sigma_next / sigma) D (Lu et al. 2022, Algorithm 2)."""
+    g = torch.Generator().manual_seed(3)
+    ok = True
+    for sp, s, sn in ((20.0, 10.0, 4.0), (2.0, 1.0, 0.8), (1.0, 0.3, 0.01)):
+        x, d, d_prev = (torch.randn(5, 2, generator=g, dtype=torch.float64) for _ in range(3))
+        r = math.log(sp / s) / math.log(s / sn)
+        big_d = (1 + 1 / (2 * r)) * d - 1 / (2 * r) * d_prev
+        ok &= _report(f"2M step {s} -> {sn}", fn(x, d, d_prev, sp, s, sn), (sn / s) * x + (1 - sn / s) * big_d,
+                      "r is measured in lambda = -log sigma, not in sigma: r = log(sigma_prev / sigma) / "
+                      "log(sigma / sigma_next), and the correction weighs d_prev by 1 / (2r).")
+    return bool(ok)

@@ -12,7 +12,7 @@ fp32, because an update of 1e-4 relative to a weight is below bf16's resolution 
                 faster in bf16 on this device, else fp32
 
 ``autocast(precision, device)`` is the context to run a forward pass in; ``resolve`` turns "auto" into one of the
-other two. Notebook 14 (the appendix) measures the products and a whole training step on the learner's machine.
+other two. Notebook 16 (the appendix) measures the products and a whole training step on the learner's machine.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ row here and its loop.
     ddim    Song et al. 2021, eq. 12, with noise level eta           (eta = 1: the ancestral variance) diffusion.sample
     euler   dx/dt = v(x, t) from t = 1 to 0, one evaluation a step   (a flow)                       flow.sample
     heun    Euler and a trapezoidal correction, two a step but the last (Karras et al. 2022, Alg. 1)  flow.sample
+    edm-heun  the same in sigma for a diffusion model, between DDIM's timesteps                      solvers
+    dpm++2m   DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), same timesteps; dpm++2m-flow on a flow's grid  solvers
 
 The settings of one run:
 
@@ -39,7 +41,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from . import diffusion, flow
+from . import diffusion, flow, solvers
 
 
 class SettingError(ValueError):
@@ -83,6 +85,17 @@ def _heun_levels(model, steps: int) -> list[float]:
     return [flow.sigma(t) for t0, t1 in zip(grid[:-1], grid[1:]) for t in ((t0, t1) if t1 > 0 else (t0,))]
 
 
+def _solver_loop(model, labels, settings, generator, trajectory=False):
+    run = solvers.sample_flow if model.process == "flow" else solvers.sample_diffusion
+    return run(model, labels, settings, generator, trajectory)
+
+
+def _heun_timestep_levels(model, steps: int) -> list[float]:
+    """Two evaluations per step between visited timesteps (its start, then its end), one in the last (to t = 0)."""
+    levels = solvers.diffusion_levels(model.schedule, model.schedule.timesteps(steps))
+    return solvers.evaluations(levels, "heun")
+
+
 def _time_names(model, steps: int) -> list[str]:
     return [f"t={t:.2g}" for t in flow.time_grid(steps)]
 
@@ -108,6 +121,12 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
     Sampler("euler", "flow", _flow_loop, _euler_levels, _time_names, 0.0, "Euler steps of the flow's ODE"),
     Sampler("heun", "flow", _flow_loop, _heun_levels, _time_names, 0.0,
             "Heun steps of the flow's ODE (Karras et al. 2022, Alg. 1)"),
+    Sampler("edm-heun", "diffusion", _solver_loop, _heun_timestep_levels, _timestep_names, 0.0,
+            "Heun steps in sigma (Karras et al. 2022, Alg. 1) between DDIM's timesteps"),
+    Sampler("dpm++2m", "diffusion", _solver_loop, _timestep_levels, _timestep_names, 0.0,
+            "DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) on DDIM's timesteps"),
+    Sampler("dpm++2m-flow", "flow", _solver_loop, _euler_levels, _time_names, 0.0,
+            "DPM-Solver++(2M) on the flow's time grid (Lu et al. 2022, Alg. 2)"),
 )}
 
 

@@ -282,3 +282,27 @@ def test_hardest_class_check(capsys):
     assert "diagonal" in capsys.readouterr().out
     assert not check.hardest_class("Trouser", "Shirt")               # the argmax: the easiest class
     assert "argmin" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Part 4: edm_preconditioning (notebook 14) and dpm_2m_step (notebook 15).
+
+def test_edm_preconditioning_check(capsys):
+    def right(s, sd):
+        return sd ** 2 / (s ** 2 + sd ** 2), s * sd / (s ** 2 + sd ** 2).sqrt(), 1 / (s ** 2 + sd ** 2).sqrt()
+    assert check.edm_preconditioning(right)
+    # c_out without sigma_data: right only for sigma_data = 1
+    assert not check.edm_preconditioning(lambda s, sd: (right(s, sd)[0], s / (s ** 2 + sd ** 2).sqrt(), right(s, sd)[2]))
+    assert "c_out" in capsys.readouterr().out
+
+
+def test_dpm_2m_step_check(capsys):
+    import math
+
+    def step(x, d, d_prev, sp, s, sn, ratio):
+        r = ratio(sp, s, sn)
+        return (sn / s) * x + (1 - sn / s) * ((1 + 1 / (2 * r)) * d - 1 / (2 * r) * d_prev)
+    assert check.dpm_2m_step(lambda *a: step(*a, lambda sp, s, sn: math.log(sp / s) / math.log(s / sn)))
+    # r measured in sigma instead of lambda = -log sigma
+    assert not check.dpm_2m_step(lambda *a: step(*a, lambda sp, s, sn: (sp - s) / (s - sn)))
+    assert "lambda" in capsys.readouterr().out
