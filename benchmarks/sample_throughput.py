@@ -1,6 +1,6 @@
 """Sampling throughput of the bundled generators (images/s) for each sampler the course ships.
 
-    python benchmarks/sample_throughput.py [--n 500] [--precision fp32|bf16|both] [--device auto]
+    python benchmarks/sample_throughput.py [--n 500] [--precision fp32|bf16|both] [--defaults-only] [--device auto]
 
 Times ``fashiondiff.pipelines.generate`` (the code behind ``fashiondiff generate``) with the model already
 loaded, for every generator in ``fashiondiff.recipes.GENERATORS``: its default sampler at 10, 25, 50 and 100 steps
@@ -59,6 +59,7 @@ def timed_settings(model) -> list[tuple[SamplingConfig, bool]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=500, help=f"images per setting (DDPM at every timestep: 1/{LONG} of it)")
+    p.add_argument("--defaults-only", action="store_true", help="time each generator's default settings only")
     p.add_argument("--precision", choices=("fp32", "bf16", "both"), default=None,
                    help="the network's precision: both (the default where bf16 runs here) or one of them")
     p.add_argument("--device", default="auto")
@@ -70,6 +71,8 @@ def main() -> None:
     results = []
     for kind, model in models.items():
         for settings, is_default in timed_settings(model):
+            if args.defaults_only and not is_default:
+                continue
             n = args.n // LONG if settings.steps > max(STEPS) else args.n
             labels = torch.arange(n) % 10
             images = {}

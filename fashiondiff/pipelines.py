@@ -117,7 +117,7 @@ def evaluate(name: str, n: int = 2000, changes: dict | None = None, seed: int = 
     """What ``fashiondiff evaluate`` prints: the recipe's score (``fashiondiff.reports``) of the model in ``weights``
     (default: bundled), with the classifier in ``classifier_weights`` as the yardstick; a generator is scored on
     ``n`` samples at its default sampling settings with ``changes`` applied, its network at ``precision`` (the
-    answer says which it took; a classifier or a VAE is measured in fp32)."""
+    answer's ``network_precision`` says which it took; a classifier or a VAE is measured in fp32)."""
     r = recipe(name)
     if changes and not r.is_generator:
         raise ValueError(f"{name} is not a generator: sampling settings do not apply")
@@ -127,4 +127,4 @@ def evaluate(name: str, n: int = 2000, changes: dict | None = None, seed: int = 
     with autocast(taken, next(model.parameters()).device):
         scores = r.score(model, lambda: yardsticks(device, classifier_weights), n=n, settings=settings, seed=seed,
                          progress=True)
-    return {**scores, "precision": taken}
+    return {**scores, "network_precision": taken}      # "precision" is the samples' (Kynkaanniemi et al.)

@@ -102,6 +102,8 @@ def test_evaluate_transformer_json_small():
     assert {"fid", "real_fid", "ratio", "cond_acc", "n", "sampler", "steps", "guidance"} <= set(scores)
     assert {"kid", "kid_std", "real_kid", "precision", "recall"} <= set(scores)
     assert scores["n"] == 100 and scores["steps"] == 10
+    # the samples' precision (a share in [0, 1]) is not overwritten by the arithmetic's (auto: fp32 or bf16)
+    assert 0 <= scores["precision"] <= 1 and scores["network_precision"] in ("fp32", "bf16")
 
 
 def test_generate_latent_npz_holds_28x28_images(tmp_path):
