@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .guidance import full_precision
 from .sampling import SAMPLERS, SamplingConfig, SettingError, samplers_for
 from .schedule import NoiseSchedule
 
@@ -70,9 +71,10 @@ def generate(model: Generator, labels: torch.Tensor, settings: SamplingConfig, s
     labels = labels.to(device)
     if trajectory:
         x, xs = loop(model, labels, settings, gen, trajectory=True)
-        return model.decode(x).float().cpu(), [model.decode(z.to(device)).float().cpu() for z in xs]
+        return (full_precision(model.decode(x)).cpu(),
+                [full_precision(model.decode(z.to(device))).cpu() for z in xs])
     from tqdm.auto import tqdm
     batch_size = batch_size or model.sample_batch_size
     starts = range(0, len(labels), batch_size)
-    return torch.cat([model.decode(loop(model, labels[i:i + batch_size], settings, gen)).float().cpu()
+    return torch.cat([full_precision(model.decode(loop(model, labels[i:i + batch_size], settings, gen))).cpu()
                       for i in tqdm(starts, desc="sample", unit="batch", disable=not progress or len(starts) < 4)])

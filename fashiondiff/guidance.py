@@ -13,15 +13,20 @@ from __future__ import annotations
 import torch
 
 
+def full_precision(out: torch.Tensor) -> torch.Tensor:
+    """A network's answer in fp32 if autocast made it bf16 or fp16; fp32 and fp64 answers as they are."""
+    return out.float() if out.dtype in (torch.bfloat16, torch.float16) else out
+
+
 def predict(model, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:
     """The model's prediction with classifier-free guidance w = ``guidance`` (one batched call when w != 0, 1), in
     fp32: under bf16 autocast (``fashiondiff.precision``) the network answers in bf16, and the difference of two
     nearly equal predictions, scaled by w, is where bf16's 3 significant digits would show."""
     if guidance == 1.0:
-        return model(x_t, t, y).float()                                               # (N, C, H, W)
+        return full_precision(model(x_t, t, y))                                       # (N, C, H, W)
     null = torch.full_like(y, model.label.null)                                       # (N,)
     if guidance == 0.0:
-        return model(x_t, t, null).float()
-    out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).float()  # (2N, C, H, W)
+        return full_precision(model(x_t, t, null))
+    out = full_precision(model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])))  # (2N, C, H, W)
     cond, uncond = out.chunk(2)                                                        # 2 x (N, C, H, W)
     return uncond + guidance * (cond - uncond)
