@@ -2,10 +2,11 @@
 
 bf16 keeps fp32's 8 exponent bits and only 7 of its 23 mantissa bits: the same range (no overflow, no loss scaling
 as fp16 needs), about 2 to 3 significant decimal digits. Processors with bf16 units (Intel's AMX and AVX512-BF16,
-AMD's Zen 4, recent GPUs) multiply bf16 matrices several times faster than fp32 ones. ``torch.autocast`` runs the
-operations that tolerate bf16 (matrix products, convolutions) in bf16 and keeps the ones that do not (sums and
-means, softmax, normalisations, losses) in fp32; the weights, their gradients, the optimizer state and the EMA stay
-fp32, because an update of 1e-4 relative to a weight is below bf16's resolution (2^-8) and would be lost.
+AMD's Zen 4, recent GPUs) multiply bf16 matrices several times faster than fp32 ones. ``torch.autocast`` runs
+matrix products and convolutions in bf16, the operations on its fp32 list (the losses among them) in fp32, and lets
+the rest follow their inputs (on the CPU softmax and LayerNorm take and give bf16, summing in fp32 inside). The
+weights, their gradients, the optimizer state and the EMA stay fp32, because an update of 1e-4 relative to a weight
+is below bf16's resolution (2^-8) and would be lost.
 
     precision   "fp32" (autocast off), "bf16" (autocast to bfloat16), or "auto": bf16 where a short measurement
                 (``bf16_is_faster``: the model's own forward pass, or a product of the course's sizes) finds it
