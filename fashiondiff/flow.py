@@ -13,6 +13,9 @@ of ``steps`` intervals:
     "euler":   x_{t'} = x_t + (t' - t) v(x_t, t)                                       (1 evaluation a step)
     "heun":    x~ = Euler step;  x_{t'} = x_t + (t' - t) (v(x_t, t) + v(x~, t')) / 2   (2 a step; Karras et al.
                2022, Algorithm 1: the last step, to t' = 0, stays Euler), so NFE = 2 steps - 1
+    "consistency": x0 = x_t - t v(x_t, t), then fresh noise to the next time: x_{t'} = (1 - t') x0 + t' eps'
+               (1 a step; the multistep sampling of Song et al. 2023, Algorithm 1, for a model whose x0 estimate is
+               the end of the trajectory through x_t; the last x0 is the sample)
 
 Classifier-free guidance combines the two velocities like any other prediction (``fashiondiff.guidance``). A
 guidance interval of ``SamplingConfig`` is read in the noise level sigma = t / (1 - t): x_t = (1 - t) (x_0 + sigma
@@ -32,7 +35,7 @@ from .guidance import predict
 if TYPE_CHECKING:                   # sampling's table holds this module's loop: no import at run time
     from .sampling import SamplingConfig
 
-SAMPLERS = ("euler", "heun")        # the steps ``sample`` implements
+SAMPLERS = ("euler", "heun", "consistency")     # the steps ``sample`` implements
 
 
 def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -77,7 +80,7 @@ def velocity(model, x: torch.Tensor, t: float, y: torch.Tensor, settings: Sampli
 def sample(model, y: torch.Tensor, shape: tuple[int, ...], settings: SamplingConfig,
            generator: torch.Generator | None = None, trajectory: bool = False):
     """Integrate dx/dt = v(x, t, y) from x_1 ~ N(0, I) to t = 0 for labels ``y`` (N,), with ``settings.sampler``
-    ("euler" or "heun") over ``settings.steps`` intervals. Returns x_0 (N, C, H, W), or with ``trajectory`` also
+    ("euler", "heun" or "consistency", the module docstring) over ``settings.steps`` intervals. Returns x_0 (N, C, H, W), or with ``trajectory`` also
     the list of iterates [x_1, ..., x_0]."""
     if settings.sampler not in SAMPLERS:
         raise ValueError(f"flow.sample implements {' and '.join(SAMPLERS)}, not {settings.sampler!r}")
@@ -87,7 +90,10 @@ def sample(model, y: torch.Tensor, shape: tuple[int, ...], settings: SamplingCon
     for t, t_next in zip(grid[:-1], grid[1:]):
         v = velocity(model, x, t, y, settings)                                         # (N, C, H, W)
         x_euler = x + (t_next - t) * v                                                 # (N, C, H, W)
-        if settings.sampler == "heun" and t_next > 0:
+        if settings.sampler == "consistency":
+            fresh = torch.randn(x.shape, generator=generator).to(x.device) if t_next > 0 else 0.0
+            x = interpolate(x - t * v, fresh, torch.full((len(y),), t_next, device=x.device))   # (N, C, H, W)
+        elif settings.sampler == "heun" and t_next > 0:
             x = x + (t_next - t) * 0.5 * (v + velocity(model, x_euler, t_next, y, settings))
         else:
             x = x_euler

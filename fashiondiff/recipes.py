@@ -11,6 +11,7 @@ recipe here.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,12 +20,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import BUNDLED, load_module
+from .checkpoint import BUNDLED, load_meta, load_module, load_tensors, save_tensors
 from .classifier import FashionClassifier, ResNetClassifier
 from .data import load, map_batches, round_trip
 from .diffusion import PREDICTIONS, WEIGHTINGS, diffusion_loss
+from .distill import distill_loss, teacher_paths
 from .flow import flow_loss
 from .latent import LatentDiffusion
+from .precision import autocast, resolve
 from .reports import classifier_score, generator_score, score_report, sweep_report, vae_score
 from .sampling import SamplingConfig
 from .training import TrainConfig
@@ -51,6 +54,8 @@ LATENT_SWEEP = (
     dict(steps=25, guidance=2.5, guidance_interval=(0.35, 6.0)),                 # t = 126..584 of the 25 steps
     dict(steps=25, guidance=2.5, guidance_interval=(0.7, 12.0)),                 # t = 209..667
 )   # DDPM at all 1,000 steps is left out: 40 times DDIM-25's network calls (notebook 08 samples a few images with it)
+# Its default is 2 Euler steps; 1 and 4 calls, and the consistency sampler, measured after training
+FEWSTEP_SWEEP = (*(dict(steps=k) for k in (1, 4)), *(dict(sampler="consistency", steps=k) for k in (2, 4)))
 FLOW_SWEEP = (
     *(dict(sampler="euler", steps=k) for k in (4, 20)),
     dict(sampler="heun", steps=5),                                      # 9 evaluations: within the default's 10
@@ -226,6 +231,61 @@ def latent_setup(recipe: Recipe, device: torch.device, vae_weights=None):
     return model, loss_fn, len(x)
 
 
+FEWSTEP_TEACHER = "transformer"    # the course's best pixel generator (its record), sampled at its default
+FEWSTEP_INIT = "flow"              # the student starts from the flow's weights: same network, continuous time
+PAIRS_SEED = 12345                 # the teacher's noise: not the seeds evaluation samples with (0, 1, 2, ...)
+ROUTES = ("reflow", "trajectory")  # fashiondiff.distill
+
+
+def teacher_data(device: torch.device, n: int, path: Path | None = None, progress: bool = True) -> dict:
+    """The teacher's trajectories for n labels (0..9 in turn) as ``distill.teacher_paths`` makes them, in bf16
+    where this machine samples faster in it: {"paths" (n, K, 1, 16, 16) fp16, "times" (K,), "labels" (n,)} and
+    "meta" (teacher, settings, n, seed, precision, seconds). With ``path``, read from that file if it holds the
+    same teacher, settings, n and seed (refused if it holds others), else made and written there."""
+    import time
+    teacher = load_module(TransformerDenoiser, BUNDLED / FEWSTEP_TEACHER, FEWSTEP_TEACHER).to(device)
+    settings = teacher.sampling
+    want = {"teacher": FEWSTEP_TEACHER, "settings": settings.to_dict(), "n": n, "seed": PAIRS_SEED}
+    if path is not None and Path(path).is_file():
+        meta = load_meta(path) or {}
+        if {k: meta.get(k) for k in want} != want:
+            raise ValueError(f"--pairs {path} holds other trajectories ({ {k: meta.get(k) for k in want} }); "
+                             f"give another file or remove it")
+        return {**load_tensors(path), "meta": meta}
+    labels = (torch.arange(n) % 10).to(device)
+    precision = resolve("auto", device, lambda: teacher_paths(teacher, labels[:500], settings.replace(steps=1)))
+    start = time.time()
+    with autocast(precision, device):
+        paths, times = teacher_paths(teacher, labels, settings, seed=PAIRS_SEED, progress=progress)
+    meta = {**want, "precision": precision, "seconds": round(time.time() - start, 1)}
+    data = {"paths": paths.half(), "times": times, "labels": labels.cpu()}
+    if path is not None:
+        save_tensors(path, data, meta)
+    return {**data, "meta": meta}
+
+
+def fewstep_setup(recipe: Recipe, device: torch.device, route: str = "trajectory", n_pairs: int = 50_000,
+                  pairs: Path | None = None):
+    """Part 4's few-step student: the flow's network, started from its weights, trained on ``n_pairs`` of the
+    teacher's trajectories (made here, or read from the file ``pairs``) by ``route``."""
+    if route not in ROUTES:
+        raise ValueError(f"--route must be one of {', '.join(ROUTES)}, got {route!r}")
+    if not n_pairs >= 1000:
+        raise ValueError(f"--n-pairs must be at least 1000, got {n_pairs}")
+    data = teacher_data(device, n_pairs, pairs)
+    print(f"teacher trajectories: {json.dumps(data['meta'])}", flush=True)
+    paths, times, y = data["paths"].to(device), data["times"].to(device), data["labels"].to(device)
+    model = recipe.build()
+    model.load_state_dict(load_module(FlowTransformer, BUNDLED / FEWSTEP_INIT, FEWSTEP_INIT).state_dict())
+    model = model.to(device)
+
+    def loss_fn(model, idx, gen):
+        idx = idx.to(device)
+        return distill_loss(model, paths[idx].float(), times, y[idx], gen, route)
+
+    return model, loss_fn, n_pairs
+
+
 # Every recipe trains at precision "auto": bf16 where this machine computes the model's loss faster in it
 # (fashiondiff.precision), else fp32. A record says which its run took; the bundled models' runs took fp32.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
@@ -261,6 +321,20 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            # the lowest KID at conditional accuracy >= 0.97 among the settings tried after training (its record)
            sampling=SamplingConfig("euler", steps=10, guidance=1.5),
            sweep=FLOW_SWEEP),
+    # Part 4: the flow's network trained on the transformer's trajectories to sample in 1-4 calls (notebook 16).
+    # Fine-tuning from the flow's weights: a lower lr than training from scratch. The trajectory route and 2 Euler
+    # steps scored best of both routes at 1 and 2 calls in equal short runs (benchmarks/records/fewstep_routes.json).
+    Recipe("fewstep", FlowTransformer, dict(image_size=16, patch_size=2, channels=1, dim=128, heads=4, layers=3,
+                                            ff_dim=256, n_classes=10, attention="linear", pos_encoding="sincos"),
+           TrainConfig(epochs=40, batch_size=128, lr=3e-4, weight_decay=0.05, warmup_steps=200, ema_decay=0.999,
+                       precision="auto", compile=True),
+           fewstep_setup, generator_score, sweep_report,
+           summary="the flow's network distilled from the transformer's DDIM to sample in 1-4 network calls",
+           sampling=SamplingConfig("euler", steps=2, guidance=1.0), sweep=FEWSTEP_SWEEP,
+           options={"route": (str, "where the student learns: trajectory (the teacher's own iterates, the recipe's) "
+                                   "or reflow (straight lines between noise and sample)"),
+                    "n_pairs": (int, "how many teacher trajectories to make (the recipe's: 50000)"),
+                    "pairs": (Path, "a file of teacher trajectories: read if it holds the same ones, else written")}),
     # tanh on the decoder's output and an L1 reconstruction loss, so that black background comes out black
     # (fashiondiff/vae.py); beta 1e-2, which gave the latent samples a smoother latent than 1e-3 (README, notebook 09).
     Recipe("vae", VAE, dict(latent_channels=8, widths=(16, 32, 64), beta=1e-2, output="tanh", reconstruction="l1"),

@@ -10,6 +10,7 @@ the metrics. That record is what the bundled weights ship with.
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def run(name: str, out: str | Path, overrides: dict | None = None, device: str =
     rank, world = rank_and_world()
     commit = git_commit()                          # the code this run starts from
     torch.manual_seed(cfg.seed)                    # the initial weights depend on the seed alone
+    started = time.time()
     model, loss_fn, n = r.setup(r, dev, **options)
+    setup_s = time.time() - started                # data in memory, and anything a recipe makes first
     speed_up(model, dev)
     result = train(model, loss_fn, n, cfg, out=out, name=name, resume=resume, progress=progress and rank == 0)
     final = result.ema if result.ema is not None else result.model
@@ -66,7 +69,7 @@ def run(name: str, out: str | Path, overrides: dict | None = None, device: str =
         save_weights(out, final, name, final.config)
     rec = {"model": name, "command": command, "git_commit": commit, "resumed": resume,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "wall_time_s": round(result.seconds, 1), "steps": result.steps,   # of this call, if resumed
+           "wall_time_s": round(result.seconds, 1), "setup_s": round(setup_s, 1), "steps": result.steps,   # of this call, if resumed
            "parameters": sum(p.numel() for p in final.parameters()), "hardware": {**hardware(dev), "processes": world},
            "train": asdict(cfg), "precision": result.precision, "options": {k: str(v) for k, v in options.items()}, "loss_history": result.history}
     if rank > 0:

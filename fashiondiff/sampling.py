@@ -10,6 +10,7 @@ row here and its loop.
     ddim    Song et al. 2021, eq. 12, with noise level eta           (eta = 1: the ancestral variance) diffusion.sample
     euler   dx/dt = v(x, t) from t = 1 to 0, one evaluation a step   (a flow)                       flow.sample
     heun    Euler and a trapezoidal correction, two a step but the last (Karras et al. 2022, Alg. 1)  flow.sample
+    consistency  the x0 estimate, then fresh noise to the next time (Song et al. 2023, Alg. 1)         flow.sample
     edm-heun  the same in sigma for a diffusion model, between DDIM's timesteps                      solvers
     dpm++2m   DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), same timesteps; dpm++2m-flow on a flow's grid  solvers
 
@@ -121,6 +122,8 @@ SAMPLERS: dict[str, Sampler] = {s.name: s for s in (
     Sampler("euler", "flow", _flow_loop, _euler_levels, _time_names, 0.0, "Euler steps of the flow's ODE"),
     Sampler("heun", "flow", _flow_loop, _heun_levels, _time_names, 0.0,
             "Heun steps of the flow's ODE (Karras et al. 2022, Alg. 1)"),
+    Sampler("consistency", "flow", _flow_loop, _euler_levels, _time_names, 1.0,
+            "x0 estimate, then fresh noise to the next time (Song et al. 2023, Algorithm 1)"),
     Sampler("edm-heun", "diffusion", _solver_loop, _heun_timestep_levels, _timestep_names, 0.0,
             "Heun steps in sigma (Karras et al. 2022, Alg. 1) between DDIM's timesteps"),
     Sampler("dpm++2m", "diffusion", _solver_loop, _timestep_levels, _timestep_names, 0.0,
