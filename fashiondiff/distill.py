@@ -7,10 +7,10 @@ student learns from them to go from z to x in a few network calls. Both routes h
 x_t - t v(x_t, t, y) should be the trajectory's end x, i.e. its velocity should be (x_t - x) / t:
 
     reflow       x_t = (1 - t) x + t z, t ~ U(0, 1]: points on the straight line between the pair; the target is
-                 then z - x, the velocity of that line (Liu et al. 2023, "Flow straight and fast", sec. 2.3)
+                 then z - x, the velocity of that line (the reflow of Liu et al. 2023, "Flow straight and fast")
     trajectory   x_t = the teacher's own iterate at one of its levels, in the flow's coordinates: every point of a
                  trajectory should map to the same end (the self-consistency of Song et al. 2023, "Consistency
-                 models", eq. 2; at t = 1 alone it is Luhman & Luhman 2021's one-step distillation)
+                 models", sec. 3; at t = 1 alone it is Luhman & Luhman 2021's one-step distillation)
 
 The teacher's iterates come in its own coordinates x = alpha x0 + sigma_vp eps (``solvers.Level``); the flow's
 point with the same x0 and eps is x / (alpha + sigma_vp), at time t = sigma_vp / (alpha + sigma_vp). Its first
@@ -87,8 +87,8 @@ def distill_loss(model, paths: torch.Tensor, times: torch.Tensor, y: torch.Tenso
 
 def straightness(paths: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
     """How far each trajectory (N, K, ...) bends: the mean over its steps of |dx/dt - (z - x)|^2 per pixel, the
-    velocity of each step against that of the straight line from x to z (Liu et al. 2023, eq. 6, on the
-    teacher's grid). 0 for a straight path at constant speed. Returns (N,)."""
+    velocity of each step against that of the straight line from x to z (Liu et al. 2023's straightness, on
+    the teacher's grid). 0 for a straight path at constant speed. Returns (N,)."""
     dt = (times[:-1] - times[1:]).reshape(1, -1, *([1] * (paths.ndim - 2)))           # (1, K-1, 1, ...)
     step_velocity = (paths[:, :-1] - paths[:, 1:]) / dt                               # (N, K-1, ...)
     line = (paths[:, 0] - paths[:, -1]).unsqueeze(1)                                   # (N, 1, ...)

@@ -13,7 +13,7 @@ is below bf16's resolution (2^-8) and would be lost.
                 faster in bf16 on this device, else fp32
 
 ``autocast(precision, device)`` is the context to run a forward pass in; ``resolve`` turns "auto" into one of the
-other two. Notebook 16 (the appendix) measures the products and a whole training step on the learner's machine.
+other two. Notebook 17 (the appendix) measures the products and a whole training step on the learner's machine.
 """
 
 from __future__ import annotations

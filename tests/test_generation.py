@@ -41,7 +41,7 @@ def test_every_generator_satisfies_the_interface_on_its_own(name):
 def test_the_table_covers_both_processes_and_each_loop_refuses_what_it_does_not_implement():
     """A loop handed another row's settings raises instead of silently running its own update."""
     assert set(samplers_for("diffusion")) == {"ddpm", "ddim", "edm-heun", "dpm++2m"}
-    assert set(samplers_for("flow")) == {"euler", "heun", "dpm++2m-flow"}
+    assert set(samplers_for("flow")) == {"euler", "heun", "consistency", "dpm++2m-flow"}
     models = {"diffusion": small("transformer"), "flow": small("flow")}
     for name, row in SAMPLERS.items():
         for other in SAMPLERS.values():
