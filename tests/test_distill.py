@@ -117,3 +117,15 @@ def test_teacher_paths_end_where_the_teachers_sampler_ends_and_start_at_its_nois
     assert_close(paths[:, 0], noise)
     with pytest.raises(ValueError, match="deterministic"):
         distill.teacher_paths(teacher, y, SamplingConfig("ddim", steps=4, eta=1.0))
+
+
+def test_a_pairs_file_is_reused_only_for_the_same_trajectories(tmp_path):
+    from fashiondiff.recipes import teacher_data
+    path, cpu = tmp_path / "pairs.safetensors", torch.device("cpu")
+    made = teacher_data(cpu, 20, path, progress=False)
+    assert made["paths"].shape == (20, 11, 1, 16, 16) and made["paths"].dtype == torch.float16
+    again = teacher_data(cpu, 20, path, progress=False)
+    assert torch.equal(again["paths"], made["paths"]) and again["meta"] == made["meta"]
+    with pytest.raises(ValueError, match="holds other trajectories"):
+        teacher_data(cpu, 30, path, progress=False)
+    assert torch.equal(teacher_data(cpu, 20, path, progress=False)["paths"], made["paths"])     # nothing lost
