@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from . import flow
+from .guidance import full_precision
 from .solvers import Level, ddim_step, diffusion_denoiser, diffusion_levels, flow_denoiser, flow_levels, solve
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def sdedit(model, images: torch.Tensor, labels: torch.Tensor, settings: Sampling
     start = start_index(settings.steps, strength)
     x = noise if start == 0 else noised(x0, grid[start], noise)                       # (N, C, h, w)
     x = run(denoiser(model, labels.to(device), settings), x, grid[start:], solver_for(settings))
-    return model.decode(x).float()                                                     # (N, 1, H, W)
+    return full_precision(model.decode(x))                                             # (N, 1, H, W)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ def inpaint(model, images: torch.Tensor, mask: torch.Tensor, labels: torch.Tenso
             if u < rounds - 1:
                 x = renoise(x, there, here, gen)                                        # back to here: resample
     x = m * x0 + (1 - m) * x                                                           # (N, C, h, w) clean
-    return mask * images + (1 - mask) * model.decode(x).float()                        # (N, 1, H, W)
+    return mask * images + (1 - mask) * full_precision(model.decode(x))                # (N, 1, H, W)
 
 
 def inpainting_calls(model, settings: SamplingConfig, resample: int = 1) -> int:
@@ -229,7 +230,8 @@ def invert(model, images: torch.Tensor, labels: torch.Tensor, settings: Sampling
 
     The probability-flow ODE dx~/dsigma = eps (DDIM eq. 14) is run upwards: each step inverts the sampler's step
     exactly (``inverse_ddim_step``) with the x0 the model sees at the current point, read at the level stepped to
-    (the sampler reads it at that level's own point: the one approximation, whose error shrinks with the steps).
+    (the sampler reads it at that level's own point: the one approximation, whose error shrinks with the steps;
+    on Gaussian data by 4.5 to 16 times from 100 to 1000 steps, tests/test_editing.py).
     The first step, from sigma = 0, cannot be inverted (the sampler's last step returns D and keeps nothing of
     x): it takes the ODE's Euler step from x~ = x0 with the slope eps = (x0 - D(alpha x0)) / sigma there. For data
     that is one point x0* the denoiser is x0* everywhere and this returns alpha_0 x0*, the ODE's exact start."""
@@ -250,7 +252,7 @@ def reconstruct(model, noise: torch.Tensor, labels: torch.Tensor, settings: Samp
     (N, 1, H, W). From ``invert``'s noise this returns the inverted images, to a tolerance falling with steps."""
     device = next(model.parameters()).device
     x = solve(denoiser(model, labels.to(device), settings), noise.to(device), levels(model, settings.steps), "ddim")
-    return model.decode(x).float()                                                     # (N, 1, H, W)
+    return full_precision(model.decode(x))                                             # (N, 1, H, W)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
