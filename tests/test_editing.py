@@ -106,9 +106,9 @@ def test_strength_maps_to_the_last_ceil_s_steps():
 @pytest.mark.parametrize("process", ["diffusion", "flow"])
 def test_sdedit_at_tiny_strength_returns_the_input_within_the_last_levels_noise(process):
     """One step from the grid's least noisy level: the output is E[x0 | x0 + sigma eps] of Gaussian data, which
-    differs from the input by less than sigma^2 / S^2 |x0 - MU| + sigma |eps| (plus the pull to the mean): within
-    5 sigma here (the largest of 4,096 draws of |eps| is about 4); and on the flow's grid, whose least noisy t is 1 / steps, the
-    distance falls in proportion to it (ratio 10 between 100 and 1000 steps, to 30%)."""
+    differs from the input by less than sigma^2 / S^2 |x0 - MU| + sigma |eps|: within 5 sigma here (the largest
+    of 4,096 draws of |eps| is about 4); on the flow's grid, whose least noisy t is 1 / steps, the distance falls
+    in proportion to it (ratio 10 between 100 and 1000 steps, to 30%)."""
     schedule = NoiseSchedule(1000, "linear") if process == "diffusion" else None
     model = Stub(gaussian, schedule, "eps" if schedule else "x0")
     x = images_for(model, n=256)
@@ -265,7 +265,8 @@ def test_inversion_of_a_real_model_reconstructs_better_with_more_steps():
     errors = {}
     for steps in (16, 32, 64):
         s = settings.replace(steps=steps)
-        errors[steps] = float((editing.reconstruct(model, editing.invert(model, x, labels, s), labels, s) - x).abs().mean())
+        noise = editing.invert(model, x, labels, s)
+        errors[steps] = float((editing.reconstruct(model, noise, labels, s) - x).abs().mean())
     assert errors[16] > 1.4 * errors[32] > 1.4 ** 2 * errors[64] and errors[64] < 0.06, errors
 
 
@@ -311,3 +312,74 @@ def test_classifier_guidance_is_the_score_of_the_tilted_density_on_the_toy(scale
         assert_close(guided(x, level), (x + level.sigma_vp ** 2 * tilted) / level.alpha)
         if scale == 1.0:
             assert_close(guided(x, level), mixture.posterior_mean(x, level.alpha, level.sigma_vp, y))
+
+
+# --- the edit command ---------------------------------------------------------------------------------------------
+
+def write_inputs(folder):
+    """A 28x28 garment-like image, its RGB and 56x56 copies, a 28x28 mask (top half to fill), a 20x20 mask, and a
+    file that is not an image."""
+    import numpy as np
+    from PIL import Image
+    a = np.zeros((28, 28), np.uint8)
+    a[6:22, 8:20] = 200
+    Image.fromarray(a).save(folder / "in.png")
+    Image.fromarray(np.stack([a] * 3, -1)).save(folder / "rgb.png")
+    Image.fromarray(np.kron(a, np.ones((2, 2), np.uint8))).save(folder / "big.png")
+    m = np.full((28, 28), 255, np.uint8)
+    m[:14] = 0
+    Image.fromarray(m).save(folder / "mask.png")
+    Image.fromarray(np.kron(m, np.ones((2, 2), np.uint8))).save(folder / "big_mask.png")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(folder / "mask20.png")
+    (folder / "text.png").write_text("not an image")
+    return sorted(p.name for p in folder.iterdir())
+
+
+def edit(folder, capsys, *args):
+    from fashiondiff.cli import main
+    import os
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        code = main(["edit", *args])
+    finally:
+        os.chdir(here)
+    return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "none.png", "--to-class", "Dress"], "--input none.png: no such file"),
+    (["--input", "text.png", "--to-class", "Dress"], "--input text.png: not an image"),
+    (["--input", "in.png", "--mask", "mask20.png"], "the mask is 20x20, the input 28x28"),
+    (["--input", "in.png", "--to-class", "Dres"], "did you mean 'Dress'"),
+    (["--input", "in.png", "--to-class", "Dress", "--strength", "0"], "--strength must be in (0, 1]"),
+    (["--input", "in.png", "--to-class", "Dress", "--strength", "1.5"], "--strength must be in (0, 1]"),
+    (["--input", "in.png", "--to-class", "Dress", "--out", "out.jpg"], "unknown extension '.jpg'"),
+    (["--input", "in.png", "--to-class", "Dress", "--out", "no/such/out.png"], "does not exist"),
+    (["--input", "in.png"], "--to-class is needed without a mask"),
+    (["--input", "in.png", "--mask", "mask.png", "--strength", "0.5"], "--strength applies to SDEdit"),
+    (["--input", "in.png", "--mask-box", "0,0,40,10"], "--mask-box 0,0,40,10: needs 0 <= x0 < x1 <= 28"),
+    (["--input", "in.png", "--to-class", "Dress", "--steps", "11"], "--steps must be between 1 and 10"),
+])
+def test_edit_refuses_bad_input_with_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    before = write_inputs(tmp_path)
+    out = [] if "--out" in args else ["--out", "out.png"]
+    code, captured = edit(tmp_path, capsys, "transformer", *args, *out, "--precision", "fp32")
+    assert code == 2 and message in captured.err, captured.err
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing may be written"
+
+
+@pytest.mark.parametrize("name, args", [
+    ("transformer", ["--input", "in.png", "--to-class", "Dress", "--strength", "0.5"]),
+    ("flow", ["--input", "rgb.png", "--mask-box", "0,0,28,10", "--to-class", "T-shirt", "--resample", "2",
+              "--steps", "4"]),
+    ("latent", ["--input", "big.png", "--mask", "big_mask.png", "--steps", "5"]),
+])
+def test_edit_writes_a_png_for_every_kind(tmp_path, capsys, name, args):
+    """SDEdit on the transformer, RePaint on the flow (an RGB input), inpainting on the latent model (a 56x56
+    input and mask, resized): the bundled weights, a few steps."""
+    write_inputs(tmp_path)
+    code, captured = edit(tmp_path, capsys, name, *args, "--precision", "fp32", "--out", "out.png")
+    assert code == 0, captured.err
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
