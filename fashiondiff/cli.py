@@ -1,10 +1,12 @@
-"""The ``fashiondiff`` command: ``train``, ``generate`` and ``evaluate`` for every model of the course.
+"""The ``fashiondiff`` command: ``train``, ``generate``, ``edit`` and ``evaluate`` for every model of the course.
 
     fashiondiff train classifier
     fashiondiff train transformer --epochs 30
     fashiondiff generate transformer --progression --out fashion_mnist_generation.png
     fashiondiff train vae && fashiondiff train latent --vae-weights runs/vae
     fashiondiff generate latent --classes Sneaker --sampler ddim --steps 50 --guidance 2 --out sneakers.png
+    fashiondiff edit transformer --input shirt.png --to-class Dress --strength 0.6 --out dress.png
+    fashiondiff edit latent --input shoe.png --mask-box 0,0,28,14 --to-class Sneaker --resample 4 --out fixed.png
     fashiondiff evaluate transformer --guidance 2.5 --guidance-interval 0.5,2 --json
     fashiondiff evaluate transformer --n 2000 --json
 
@@ -76,6 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_args(g)
     g.add_argument("--progression", action="store_true", help="draw the denoising process per class")
     g.add_argument("--out", type=Path, required=True, help="FILE.png (labelled grid) or FILE.npz")
+
+    d = sub.add_parser("edit", help="edit an image with a generator: SDEdit towards a class, or inpainting",
+                       description="Reads a greyscale image (a square PNG such as a 28x28 Fashion-MNIST one: a white "
+                                   "garment on black; larger ones are resized, colour is made grey) and resizes it to "
+                                   "the model's images (16x16 for transformer and flow, 28x28 for latent). With "
+                                   "--mask or --mask-box it fills the masked region (inpainting; RePaint with "
+                                   "--resample R > 1); without, it noises the image to --strength and samples towards "
+                                   "--to-class (SDEdit). Writes a PNG of panels at the model's size: input | the kept "
+                                   "pixels (the rest grey) | result with a mask, input | result without. SDEdit runs "
+                                   "the deterministic counterpart of --sampler; inpainting steps with DDIM at --eta "
+                                   "(fashiondiff/editing.py).")
+    d.add_argument("model", choices=GENERATORS)
+    d.add_argument("--input", type=Path, help="the image to edit (required)")
+    d.add_argument("--mask", type=Path, help="a PNG of the input's size: white (>= 128) keep, black fill")
+    d.add_argument("--mask-box", metavar="X0,Y0,X1,Y1",
+                   help="fill this box of the input's pixels (x0 <= x < x1, y0 <= y < y1; x right, y down), "
+                        "keep the rest")
+    d.add_argument("--to-class", help="the class to edit towards (a name or 0-9): required without a mask; with one, "
+                                      "the class to fill with (default: unconditional)")
+    d.add_argument("--strength", type=float, help="SDEdit only: the share of the sampler's steps to run, in (0, 1]: "
+                                                  "1 ignores the input, near 0 keeps it (default 0.6)")
+    d.add_argument("--resample", type=int, help="inpainting only: RePaint's rounds per step (default 1: replace)")
+    _sampling_args(d)
+    d.add_argument("--out", type=Path, help="FILE.png (required)")
 
     e = sub.add_parser("evaluate", help="measure a model: a classifier's accuracy, a VAE's reconstructions, "
                                         "a generator's samples")
@@ -176,6 +202,46 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _box(text: str) -> tuple[int, int, int, int]:
+    try:
+        box = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise UsageError(f"--mask-box expects four whole numbers X0,Y0,X1,Y1, got {text!r}")
+    return box
+
+
+def cmd_edit(args) -> int:
+    """Checked here, each in one line (argparse's own errors print its usage too): the options that must or must
+    not go together, the output; the files and the class are checked by ``pipelines.edit_to_file`` before the
+    model is loaded."""
+    from . import pipelines
+    changes = _changes(args)
+    for option in ("input", "out"):
+        if getattr(args, option) is None:
+            raise UsageError(f"--{option} is required")
+    _check_out(args.out, (".png",))
+    if args.mask is not None and args.mask_box is not None:
+        raise UsageError("give --mask or --mask-box, not both")
+    masked = args.mask is not None or args.mask_box is not None
+    if masked and args.strength is not None:
+        raise UsageError("--strength applies to SDEdit (without a mask); inpainting runs every step")
+    if not masked and args.resample is not None:
+        raise UsageError("--resample applies to inpainting (with --mask or --mask-box)")
+    strength = 0.6 if args.strength is None else args.strength
+    if not 0 < strength <= 1:
+        raise UsageError(f"--strength must be in (0, 1] (the share of the sampler's steps to run), got {strength:g}")
+    if args.resample is not None and args.resample < 1:
+        raise UsageError(f"--resample must be at least 1, got {args.resample}")
+    pipelines.edit_to_file(args.model, args.out, args.input, mask_path=args.mask,
+                           box=_box(args.mask_box) if args.mask_box is not None else None, to_class=args.to_class,
+                           strength=strength, resample=args.resample or 1, changes=changes, seed=args.seed,
+                           weights=args.weights, device=args.device, precision=args.precision)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from . import pipelines
     changes = _changes(args)
@@ -195,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)                   # argparse itself exits 2 on bad syntax
     try:
-        return {"train": cmd_train, "generate": cmd_generate, "evaluate": cmd_evaluate}[args.command](args)
+        return {"train": cmd_train, "generate": cmd_generate, "edit": cmd_edit, "evaluate": cmd_evaluate}[args.command](args)
     except SettingError as e:                        # a sampling setting: name the option it came from
         print(f"fashiondiff: error: --{e.field.replace('_', '-')} {e.message}", file=sys.stderr)
         return 2
