@@ -10,7 +10,8 @@ the rows above it and from earlier modules of its own row:
     samplers          sampling (the table of samplers, SamplingConfig), checkpoint
     models            classifier, vae, unet, transformer, latent, toy (part 3's 2-D mixture)
     loops             generation (the Generator interface, generate), training, metrics, reports, distill (a
-                      teacher's trajectories and the few-step student's loss)
+                      teacher's trajectories and the few-step student's loss), editing (SDEdit, inpainting,
+                      inversion, classifier guidance on a given image)
     recipes           recipes: which models exist and how each is trained, measured and sampled
     pipelines         pipelines (weights on disk to images and scores), runs (a training run and its record)
     on top            cli, widgets, check (the lessons' self-checks)

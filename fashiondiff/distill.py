@@ -68,8 +68,9 @@ def teacher_paths(teacher, labels: torch.Tensor, settings: SamplingConfig, seed:
 
 def distill_loss(model, paths: torch.Tensor, times: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
                  route: str) -> torch.Tensor:
-    """MSE between the student's velocity and (x_t - x) / t for a batch of trajectories ``paths`` (B, K, C, H, W)
-    (times (K,), labels (B,)), x_t placed by ``route`` ("reflow" or "trajectory", the module docstring)."""
+    """MSE between the student's velocity and (x_t - x) / t for a batch of trajectories ``paths`` (B, K, C, H, W),
+    or (B, K, D) for points, (times (K,), labels (B,)), x_t placed by ``route`` ("reflow" or "trajectory", the
+    module docstring)."""
     z, x = paths[:, 0], paths[:, -1]                                                   # (B, C, H, W) each
     if route == "reflow":
         t = 1 - torch.rand(len(x), generator=generator)                                # (B,) in (0, 1]
@@ -79,7 +80,7 @@ def distill_loss(model, paths: torch.Tensor, times: torch.Tensor, y: torch.Tenso
         k = torch.randint(0, len(times) - 1, (len(x),), generator=generator)           # (B,): any level but t = 0
         x_t = paths[torch.arange(len(x)), k.to(paths.device)]                          # (B, C, H, W)
         t = times[k]                                                                   # (B,)
-        target = (x_t - x) / t.to(x.device).reshape(-1, 1, 1, 1)                       # (B, C, H, W)
+        target = (x_t - x) / t.to(x.device).reshape(-1, *[1] * (x.ndim - 1))          # (B, C, H, W)
     else:
         raise ValueError(f"route must be reflow or trajectory, got {route!r}")
     return F.mse_loss(model(x_t, t.to(x.device), y), target)

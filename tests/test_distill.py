@@ -129,3 +129,13 @@ def test_a_pairs_file_is_reused_only_for_the_same_trajectories(tmp_path):
     with pytest.raises(ValueError, match="holds other trajectories"):
         teacher_data(cpu, 30, path, progress=False)
     assert torch.equal(teacher_data(cpu, 20, path, progress=False)["paths"], made["paths"])     # nothing lost
+
+
+@pytest.mark.parametrize("route", ["reflow", "trajectory"])
+def test_the_loss_takes_points_as_well_as_images(route):
+    """(B, K, 2) trajectories of the 2-D toy: the target keeps the batch's shape (no broadcasting across examples)."""
+    g = torch.Generator().manual_seed(0)
+    paths, times = torch.randn(6, 5, 2, generator=g), torch.tensor([1.0, 0.7, 0.45, 0.2, 0.0])
+    x = paths[:, -1]
+    knows_x = lambda x_t, t, y: (x_t - x) / t.reshape(-1, 1)                 # noqa: E731
+    assert float(distill.distill_loss(knows_x, paths, times, torch.zeros(6, dtype=torch.long), g, route)) < 1e-10
