@@ -32,9 +32,7 @@ def iterate_levels(model, settings: SamplingConfig) -> list[solvers.Level]:
     timesteps then t = 0, or a flow's time grid."""
     if SAMPLERS[settings.sampler].fixed_eta not in (0.0, None) or settings.eta != 0:
         raise ValueError(f"a teacher's sampler must be deterministic (eta = 0), got {settings}")
-    if model.process == "diffusion":
-        return solvers.diffusion_levels(model.schedule, model.schedule.timesteps(settings.steps))
-    return solvers.flow_levels(flow.time_grid(settings.steps))
+    return solvers.model_levels(model, settings.steps)
 
 
 def to_flow(x: torch.Tensor, level: solvers.Level) -> tuple[torch.Tensor, float]:

@@ -44,9 +44,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 import torch.nn.functional as F
 
-from . import flow
 from .guidance import full_precision
-from .solvers import Level, ddim_step, diffusion_denoiser, diffusion_levels, flow_denoiser, flow_levels, solve
+from .solvers import Level, ddim_step, diffusion_denoiser, flow_denoiser, model_levels, solve
 
 if TYPE_CHECKING:
     from .sampling import SamplingConfig
@@ -56,12 +55,7 @@ if TYPE_CHECKING:
 # Every generator as a grid of levels, a denoiser and an encoder
 
 
-def levels(model, steps: int) -> list[Level]:
-    """The sampler's ``steps`` + 1 levels, noisiest first, clean last: a diffusion model's DDIM timesteps
-    (``NoiseSchedule.timesteps``), a flow's even time grid (``flow.time_grid``)."""
-    if model.process == "flow":
-        return flow_levels(flow.time_grid(steps))
-    return diffusion_levels(model.schedule, model.schedule.timesteps(steps))
+levels = model_levels               # the sampler's steps + 1 levels, noisiest first (``solvers.model_levels``)
 
 
 def denoiser(model, labels: torch.Tensor, settings: SamplingConfig) -> Callable:

@@ -91,6 +91,14 @@ def flow_levels(times: list[float]) -> list[Level]:
     return [Level(1 - t, t, t) for t in times]
 
 
+def model_levels(model, steps: int) -> list[Level]:
+    """A generator's ``steps`` + 1 levels, noisiest first, clean last: a diffusion model's DDIM timesteps
+    (``NoiseSchedule.timesteps``) then t = 0, a flow's even time grid (``flow.time_grid``)."""
+    if model.process == "flow":
+        return flow_levels(flow.time_grid(steps))
+    return diffusion_levels(model.schedule, model.schedule.timesteps(steps))
+
+
 def evaluations(levels: list[Level], solver: str) -> list[float]:
     """The sigma of each evaluation of D the solver makes on ``levels``: one at each level but the last, and for
     heun one more at the end of every step but the last."""
