@@ -1,4 +1,5 @@
-"""The course's yardsticks: a small Fashion-MNIST CNN classifier, and a second one trained differently to check it.
+"""The course's yardsticks: a small Fashion-MNIST CNN classifier, and a second one trained differently to check it;
+and part 5's noise-aware classifier, which guides a generator rather than scoring it (``NoisyClassifier``).
 
 It scores generated images twice over: its predictions give conditional accuracy, and its
 penultimate features (``features``, 128-d) are the space in which ``fashiondiff.metrics`` measures
@@ -16,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .embeddings import TimestepEmbedding
 from .layers import ResBlock, group_norm
 
 
@@ -94,3 +96,43 @@ class ResNetClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) -> (N, n_classes) logits."""
         return self.head(self.features(x))                              # (N, n_classes)
+
+
+@dataclass
+class NoisyClassifierConfig:
+    """What builds ``NoisyClassifier``; the checkpoint stores it as a dict."""
+    image_size: int = 16               # the pixel track's images
+    width: int = 32                    # channels of the first stage, doubled at each downsampling
+    emb_dim: int = 128                 # the noise level's embedding
+    n_classes: int = 10
+
+
+class NoisyClassifier(nn.Module):
+    """p(y | x_sigma) at every noise level: the classifier of classifier guidance (Dhariwal & Nichol 2021, sec. 4,
+    whose classifier is the downsampling half of their UNet, told the timestep by adaptive GroupNorm).
+
+    Input x (N, 1, S, S), S = ``image_size``, on the variance-preserving scale: x = (x0 + sigma eps) /
+    sqrt(1 + sigma^2), so its variance stays near 1 at every level; and sigma (N,) > 0, embedded as EDM's c_noise =
+    log(sigma) / 4 (Karras et al. 2022, Table 1) through the course's sinusoidal timestep embedding. Three stages
+    S -> S/2 -> S/4 of ``ResBlock``s with the embedding, global mean, -> ``n_classes`` logits (about 0.8M
+    parameters). ``editing.noisy_logits`` brings any generator's x_t to this scale."""
+
+    def __init__(self, config: NoisyClassifierConfig | None = None, **changes):
+        super().__init__()
+        self.config = config = replace(config or NoisyClassifierConfig(), **changes)
+        w, e = config.width, config.emb_dim
+        self.level = TimestepEmbedding(e, scale=250.0)                   # c_noise in about -1..1.5 -> +-400
+        self.stem = nn.Conv2d(1, w, 3, padding=1)
+        self.blocks = nn.ModuleList([ResBlock(w, w, e), ResBlock(w, 2 * w, e, stride=2),
+                                     ResBlock(2 * w, 2 * w, e), ResBlock(2 * w, 4 * w, e, stride=2),
+                                     ResBlock(4 * w, 4 * w, e)])
+        self.norm = group_norm(4 * w)
+        self.head = nn.Linear(4 * w, config.n_classes)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """x (N, 1, S, S) on the variance-preserving scale, sigma (N,) -> (N, n_classes) logits."""
+        emb = self.level(sigma.clamp(min=1e-3).log() / 4)                # (N, emb_dim)
+        h = self.stem(x)                                                 # (N, w, S, S)
+        for block in self.blocks:
+            h = block(h, emb)                                            # (N, w..4w, S..S/4, S..S/4)
+        return self.head(F.silu(self.norm(h)).mean(dim=(2, 3)))          # (N, n_classes)

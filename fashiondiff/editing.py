@@ -28,7 +28,8 @@ eps), a ``Level(alpha, sigma_vp, t)`` each) and one denoiser D(x, level) -> x0 (
                  to levels[0] with the DDIM (eta = 0, a flow's Euler) update: ``invert`` returns the noise from
                  which that sampler's run returns (approximately) x0; ``slerp`` moves between two such noises.
     classifier   (Dhariwal & Nichol 2021, sec. 4, Alg. 1-2): score + s grad log p(y | x_t), for a noise-aware
-    guidance     classifier clf(x_t, t) -> logits: the maths only (no such classifier is trained yet).
+    guidance     classifier clf(x_t, level) -> logits (``noisy_classifier``: the recipe "noisy-classifier", trained
+                 by ``noisy_classifier_loss``), added to any denoiser, unconditional or conditional.
 
 Which update: ``solver_for`` maps the settings' sampler to its deterministic counterpart (ddpm, ddim at any eta,
 euler and consistency: the DDIM update at eta = 0, which is a flow's Euler step; edm-heun and the flow's heun:
@@ -266,21 +267,65 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Classifier guidance (the maths; no noise-aware classifier is trained yet)
+# Classifier guidance: a noise-aware classifier, its training loss, and the guided denoiser
 #
-# Recipe for later (not done: it needs CPU time): a classifier trained on x_t = alpha x0 + sigma_vp eps at levels
-# drawn as the generator's training draws them (t uniform in 1..T, a flow's logit-normal t), with the course's
-# timestep embedding added to its features, so that clf(x_t, t) estimates p_t(y | x_t) at every noise level
-# (Dhariwal & Nichol 2021, sec. 4: the noised ImageNet classifier, the downsampling half of their UNet).
-# A classifier trained on clean images alone gives meaningless gradients at high noise.
+# A classifier trained on clean images alone says nothing useful about x_t at high noise (notebook 17 shows it), so
+# the classifier is trained on x0 noised to levels drawn log-uniformly over the grids of the pixel track's
+# generators (the transformer's sigma 0.17..204, the flow's 0.11..9 and inf, where guidance adds nothing), on the
+# variance-preserving scale (``classifier.NoisyClassifier``); ``noisy_classifier`` reads any generator's x_t.
+
+CLASSIFIER_LOG_SIGMA = (math.log(0.05), math.log(250.0))     # the levels the noise-aware classifier trains at
 
 
-def classifier_gradient(classifier: Callable, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """grad_x log p(y | x_t) (x's shape) for a noise-aware classifier ``classifier(x_t, t) -> logits`` (N, K),
+def noisy_classifier_loss(classifier, x0: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                          label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of ``classifier(x, sigma)`` (``classifier.NoisyClassifier``) on x0 (N, 1, S, S) noised to
+    log sigma ~ U(``CLASSIFIER_LOG_SIGMA``): x = (x0 + sigma eps) / sqrt(1 + sigma^2), (N, 1, S, S)."""
+    lo, hi = CLASSIFIER_LOG_SIGMA
+    u = torch.rand(len(x0), generator=generator).to(x0.device)                         # (N,)
+    sigma = (lo + (hi - lo) * u).exp()                                                 # (N,)
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)                     # (N, 1, S, S)
+    s = sigma[:, None, None, None]
+    x = (x0 + s * eps) / (1 + s * s).sqrt()                                           # (N, 1, S, S)
+    return F.cross_entropy(classifier(x, sigma), labels)
+
+
+NOISY_ACCURACY_SIGMAS = (0.1, 0.3, 1.0, 2.0, 4.0, 10.0)   # where a noise-aware classifier's record reads its accuracy
+
+
+@torch.no_grad()
+def noisy_accuracy(classifier, x0: torch.Tensor, labels: torch.Tensor, sigmas=NOISY_ACCURACY_SIGMAS,
+                   seed: int = 0, batch_size: int = 1000) -> dict[str, float]:
+    """The accuracy of ``classifier(x, sigma)`` on x0 (N, 1, S, S) noised to each sigma on the variance-preserving
+    scale (fresh noise from ``seed``): {str(sigma): accuracy}."""
+    out = {}
+    for sigma in sigmas:
+        gen, right = torch.Generator().manual_seed(seed), 0
+        for i in range(0, len(x0), batch_size):
+            xb, yb = x0[i:i + batch_size], labels[i:i + batch_size]                     # (B, 1, S, S), (B,)
+            x = (xb + sigma * torch.randn(xb.shape, generator=gen)) / math.sqrt(1 + sigma ** 2)
+            logits = classifier(x, torch.full((len(x),), float(sigma)))                 # (B, K)
+            right += (logits.argmax(1) == yb).sum().item()
+        out[str(sigma)] = right / len(x0)
+    return out
+
+
+def noisy_classifier(classifier) -> Callable:
+    """``classifier.NoisyClassifier`` as a function of a generator's x_t and level: x = alpha (x0 + sigma eps) is
+    divided by sqrt(alpha^2 + sigma_vp^2), which brings a diffusion model's x_t (alpha^2 + sigma_vp^2 = 1) and a
+    flow's ((1 - t) x0 + t eps) alike to (x0 + sigma eps) / sqrt(1 + sigma^2). Returns clf(x, level) -> logits."""
+    def clf(x: torch.Tensor, level: Level) -> torch.Tensor:
+        sigma = torch.full((len(x),), level.sigma, device=x.device)                    # (N,)
+        return classifier(x / math.hypot(level.alpha, level.sigma_vp), sigma)         # (N, K)
+    return clf
+
+
+def classifier_gradient(classifier: Callable, x: torch.Tensor, level: Level, labels: torch.Tensor) -> torch.Tensor:
+    """grad_x log p(y | x_t) (x's shape) for a noise-aware classifier ``classifier(x_t, level) -> logits`` (N, K),
     through autograd; log p is the log-softmax of the logits at each example's label."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        log_p = F.log_softmax(classifier(x, t), dim=-1)                                 # (N, K)
+        log_p = F.log_softmax(full_precision(classifier(x, level)), dim=-1)            # (N, K)
         chosen = log_p.gather(1, labels.reshape(-1, 1).to(x.device)).sum()
         (grad,) = torch.autograd.grad(chosen, x)
     return grad                                                                         # x's shape
@@ -299,13 +344,13 @@ def guide_x0(x0: torch.Tensor, grad: torch.Tensor, level: Level, scale: float) -
 
 
 def classifier_guided(denoise: Callable, classifier: Callable, labels: torch.Tensor, scale: float) -> Callable:
-    """D(x, level) with classifier guidance of scale s added (``guide_x0``): a denoiser ``solvers.solve`` and the
-    functions above take like any other. At sigma = inf (a flow's t = 1) x is pure noise, p(y | x) = p(y) and the
-    gradient is zero: nothing is added there."""
+    """D(x, level) with classifier guidance of scale s added (``guide_x0``), for ``classifier(x_t, level) ->
+    logits`` (``noisy_classifier``): a denoiser ``solvers.solve`` and the functions above take like any other. At
+    sigma = inf (a flow's t = 1) x is pure noise, p(y | x) = p(y) and the gradient is zero; at sigma = 0 the shift
+    sigma_vp^2 / alpha is: nothing is added at either."""
     def guided(x, level):
         d = denoise(x, level)                                                           # (N, C, H, W)
-        if level.alpha == 0 or scale == 0:
+        if level.alpha == 0 or level.sigma_vp == 0 or scale == 0:
             return d
-        t = torch.full((len(x),), level.t, device=x.device)                             # (N,)
-        return guide_x0(d, classifier_gradient(classifier, x, t, labels), level, scale)
+        return guide_x0(d, classifier_gradient(classifier, x, level, labels), level, scale)
     return guided

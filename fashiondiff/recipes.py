@@ -21,10 +21,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .checkpoint import BUNDLED, load_meta, load_module, load_tensors, save_tensors
-from .classifier import FashionClassifier, ResNetClassifier
+from .classifier import FashionClassifier, NoisyClassifier, ResNetClassifier
 from .data import load, map_batches, round_trip
 from .diffusion import PREDICTIONS, WEIGHTINGS, diffusion_loss
 from .distill import distill_loss, teacher_paths
+from .editing import noisy_accuracy, noisy_classifier_loss
 from .flow import flow_loss
 from .latent import LatentDiffusion
 from .precision import autocast, resolve
@@ -231,6 +232,30 @@ def latent_setup(recipe: Recipe, device: torch.device, vae_weights=None):
     return model, loss_fn, len(x)
 
 
+def noisy_classifier_setup(recipe: Recipe, device: torch.device):
+    """Part 5's noise-aware classifier on the pixel track's 16x16 training images, each batch noised to fresh
+    levels (``editing.noisy_classifier_loss``)."""
+    model = recipe.build().to(device)
+    x, y = load("train", model.config.image_size)
+    x, y = x.to(device), y.to(device)
+
+    def loss_fn(model, idx, gen):
+        idx = idx.to(device)
+        return noisy_classifier_loss(model, x[idx], y[idx], gen)
+
+    return model, loss_fn, len(x)
+
+
+def noisy_classifier_score(model, yardsticks=None, n=None, settings=None, seed: int = 0, progress: bool = False) -> dict:
+    """Test accuracy at each of ``editing.NOISY_ACCURACY_SIGMAS`` (the 10,000 test images at 16x16)."""
+    x, y = load("test", model.config.image_size)
+    device = next(model.parameters()).device
+    model.eval()
+    return {"accuracy_at_sigma": noisy_accuracy(lambda xb, s: model(xb.to(device), s.to(device)).cpu(), x, y,
+                                                seed=seed),
+            "n_test": len(y)}
+
+
 FEWSTEP_TEACHER = "transformer"    # the course's best pixel generator (its record), sampled at its default
 FEWSTEP_INIT = "flow"              # the student starts from the flow's weights: same network, continuous time
 PAIRS_SEED = 12345                 # the teacher's noise: not the seeds evaluation samples with (0, 1, 2, ...)
@@ -298,6 +323,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                        precision="auto"),
            resnet_setup, classifier_score, score_report,
            summary="the second yardstick: a GroupNorm ResNet trained on sharp images only"),
+    # Part 5: the classifier of classifier guidance, on noised 16x16 images (notebook 17).
+    Recipe("noisy-classifier", NoisyClassifier, dict(image_size=16, width=32, emb_dim=128, n_classes=10),
+           TrainConfig(epochs=10, batch_size=256, lr=2e-3, weight_decay=0.05, warmup_steps=200, ema_decay=0.999,
+                       precision="auto"),
+           noisy_classifier_setup, noisy_classifier_score, score_report,
+           summary="a noise-aware classifier of 16x16 images at every noise level, for classifier guidance"),
     # The pixel track: batch 128, AdamW with weight decay 0.05, one cosine decay from lr 1e-3 (notebook 04).
     Recipe("transformer", TransformerDenoiser, dict(image_size=16, patch_size=2, channels=1, dim=128, heads=4,
                                                     layers=3, ff_dim=256, n_classes=10, timesteps=10,

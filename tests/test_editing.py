@@ -298,15 +298,14 @@ def test_classifier_guidance_is_the_score_of_the_tilted_density_on_the_toy(scale
     schedule = NoiseSchedule(1000, "linear")
     model = ExactDenoiser(mixture, schedule)
     model.process, model.prediction, model.clip = "diffusion", "eps", None                # as a generator says
-    clf = lambda x, t: mixture.class_posterior(x, schedule.abar[t.cpu()]).log()        # noqa: E731
+    clf = lambda x, level: mixture.class_posterior(x, level.alpha ** 2).log()          # noqa: E731
     x = 2.5 * torch.randn(50, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     y = torch.randint(0, 2, (50,), generator=torch.Generator().manual_seed(1))
     uncond = SamplingConfig("ddim", 10, guidance=0.0, eta=0.0)
     for level in diffusion_levels(schedule, [900, 500, 100, 10])[:-1]:
         abar = level.alpha ** 2
         tilted = (1 - scale) * mixture.score(x, abar) + scale * mixture.score(x, abar, y)   # (50, 2)
-        t = torch.full((50,), level.t)
-        grad = editing.classifier_gradient(clf, x, t, y)
+        grad = editing.classifier_gradient(clf, x, level, y)
         assert_close(editing.guide_eps(mixture.eps(x, abar), grad, level, scale), -level.sigma_vp * tilted)
         guided = editing.classifier_guided(editing.denoiser(model, y, uncond), clf, y, scale)
         assert_close(guided(x, level), (x + level.sigma_vp ** 2 * tilted) / level.alpha)
