@@ -17,6 +17,8 @@
     check.min_snr_weights(my_eps_w, my_v_w)        # notebook 11
     check.euler_step(my_step)                      # notebook 12
     check.abar_index_bug("B")                      # notebook 13, and the seven other "which of three has the bug?" checks
+    check.classifier_shift(my_shift)               # notebook 17
+    check.slerp(my_slerp)                          # notebook 17
 
 Notebook 13's checks take a letter: ``suspects(failure, ...)`` hands out three versions of one piece of a
 diffusion pipeline, two right and one with that failure's bug, and the learner finds the bug with the diagnostic
@@ -629,4 +631,38 @@ def dpm_2m_step(fn) -> bool:
         ok &= _report(f"2M step {s} -> {sn}", fn(x, d, d_prev, sp, s, sn), (sn / s) * x + (1 - sn / s) * big_d,
                       "r is measured in lambda = -log sigma, not in sigma: r = log(sigma_prev / sigma) / "
                       "log(sigma / sigma_next), and the correction weighs d_prev by 1 / (2r).")
+    return bool(ok)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Part 5: notebook 17
+
+
+def classifier_shift(fn) -> bool:
+    """``fn(x0, grad, alpha, sigma_vp, scale) -> x0'``: the x0 prediction with classifier guidance of ``scale``
+    added, x0 + scale sigma_vp^2 / alpha grad (Tweedie's formula with the guided score; Dhariwal & Nichol 2021)."""
+    g = torch.Generator().manual_seed(4)
+    ok = True
+    for abar, scale in ((0.9, 1.0), (0.3, 2.5), (0.01, 4.0)):
+        alpha, sigma_vp = math.sqrt(abar), math.sqrt(1 - abar)
+        x0, grad = (torch.randn(3, 1, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
+        ok &= _report(f"abar {abar}, scale {scale}", fn(x0.clone(), grad.clone(), alpha, sigma_vp, scale),
+                      x0 + scale * sigma_vp ** 2 / alpha * grad,
+                      "Tweedie: x0 = (x_t + sigma_vp^2 score) / alpha, so adding s grad log p(y | x_t) to the score "
+                      "moves x0 by s sigma_vp^2 / alpha grad.")
+    return bool(ok)
+
+
+def slerp(fn) -> bool:
+    """``fn(a, b, t) -> c`` for noises a, b (N, D): spherical interpolation, sin((1 - t) theta) / sin(theta) a +
+    sin(t theta) / sin(theta) b, theta the angle between a and b (per row)."""
+    g = torch.Generator().manual_seed(5)
+    a, b = (torch.randn(4, 256, generator=g, dtype=torch.float64) for _ in range(2))
+    theta = torch.arccos((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)))[:, None]           # (4, 1)
+    ok = True
+    for t in (0.0, 0.3, 0.5, 1.0):
+        want = (((1 - t) * theta).sin() * a + (t * theta).sin() * b) / theta.sin()
+        ok &= _report(f"t = {t}", fn(a.clone(), b.clone(), t), want,
+                      "the weights are sin((1 - t) theta) / sin(theta) and sin(t theta) / sin(theta), with theta "
+                      "the angle between the two rows (arccos of their cosine), one angle per row.")
     return bool(ok)

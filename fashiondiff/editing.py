@@ -354,3 +354,18 @@ def classifier_guided(denoise: Callable, classifier: Callable, labels: torch.Ten
             return d
         return guide_x0(d, classifier_gradient(classifier, x, level, labels), level, scale)
     return guided
+
+
+def classifier_sample(model, classifier, labels: torch.Tensor, settings: SamplingConfig, scale: float,
+                      seed: int = 0) -> torch.Tensor:
+    """Samples (N, 1, H, W) for ``labels`` (N,) with classifier guidance of ``scale`` from a noise-aware
+    ``classifier.NoisyClassifier``, added to the denoiser ``settings`` give (guidance 0: the unconditional
+    prediction, Dhariwal & Nichol's setting; 1: the conditional one; w: classifier-free guidance too), with its
+    deterministic sampler (``solver_for``). The noise is drawn as ``generate`` draws it from ``seed``, so scale 0
+    is ``generate``'s sample with the same deterministic sampler."""
+    device = next(model.parameters()).device
+    labels = labels.to(device)
+    x = _noise((len(labels), *model.sample_shape), torch.Generator().manual_seed(seed), device)   # (N, C, h, w)
+    guided = classifier_guided(denoiser(model, labels, settings), noisy_classifier(classifier), labels, scale)
+    x = run(guided, x, levels(model, settings.steps), solver_for(settings))                      # (N, C, h, w)
+    return full_precision(model.decode(x)).detach()                                               # (N, 1, H, W)

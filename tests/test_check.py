@@ -306,3 +306,25 @@ def test_dpm_2m_step_check(capsys):
     # r measured in sigma instead of lambda = -log sigma
     assert not check.dpm_2m_step(lambda *a: step(*a, lambda sp, s, sn: (sp - s) / (s - sn)))
     assert "lambda" in capsys.readouterr().out
+
+
+# Part 5: classifier_shift and slerp (notebook 17), against the package's own functions and a common wrong answer.
+
+def test_classifier_shift_check(capsys):
+    from fashiondiff import editing
+    from fashiondiff.solvers import Level
+    right = lambda x0, g, a, s, w: editing.guide_x0(x0, g, Level(a, s, 0), w)             # noqa: E731
+    assert check.classifier_shift(right)
+    assert not check.classifier_shift(lambda x0, g, a, s, w: x0 + w * s * g)               # eps's scale, not x0's
+    assert not check.classifier_shift(lambda x0, g, a, s, w: x0 + w * s ** 2 * g)          # alpha forgotten
+    assert "Tweedie" in capsys.readouterr().out
+
+
+def test_slerp_check(capsys):
+    from fashiondiff import editing
+    assert check.slerp(editing.slerp)
+    assert not check.slerp(lambda a, b, t: (1 - t) * a + t * b)                           # a straight line
+    theta = lambda a, b: torch.arccos((a * b).sum() / (a.norm() * b.norm()))              # noqa: E731 one angle for all
+    assert not check.slerp(lambda a, b, t: (((1 - t) * theta(a, b)).sin() * a + (t * theta(a, b)).sin() * b)
+                           / theta(a, b).sin())
+    assert "angle" in capsys.readouterr().out

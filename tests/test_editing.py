@@ -12,7 +12,7 @@ from fashiondiff import editing
 from fashiondiff.generation import generate
 from fashiondiff.sampling import SamplingConfig
 from fashiondiff.schedule import NoiseSchedule
-from fashiondiff.solvers import diffusion_levels, flow_levels
+from fashiondiff.solvers import Level, diffusion_levels, flow_levels
 from fashiondiff.toy import ExactDenoiser, GaussianMixture
 from test_generation import small
 
@@ -311,6 +311,60 @@ def test_classifier_guidance_is_the_score_of_the_tilted_density_on_the_toy(scale
         assert_close(guided(x, level), (x + level.sigma_vp ** 2 * tilted) / level.alpha)
         if scale == 1.0:
             assert_close(guided(x, level), mixture.posterior_mean(x, level.alpha, level.sigma_vp, y))
+
+
+def noisy_classifier():
+    """A small noise-aware classifier with every weight moved at random (its head starts at zero otherwise)."""
+    from fashiondiff.classifier import NoisyClassifier
+    clf = NoisyClassifier(width=8, emb_dim=16)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in clf.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    return clf.eval()
+
+
+@pytest.mark.parametrize("name", ["transformer", "flow"])
+def test_classifier_sample_at_scale_zero_is_generate_and_the_gradient_moves_it(name):
+    """Scale 0 adds nothing: generate's sample from the same noise with the deterministic sampler. A positive scale
+    changes the sample, and raises the classifier's log p(y | x) at the last noisy level (the direction added)."""
+    model, clf = randomised(name), noisy_classifier()
+    settings, labels = deterministic(model), torch.tensor([3, 7])
+    plain = editing.classifier_sample(model, clf, labels, settings, 0.0, seed=5)
+    assert_close(plain, generate(model, labels, settings, seed=5), rtol=0, atol=1e-5)
+    guided = editing.classifier_sample(model, clf, labels, settings, 50.0, seed=5)
+    assert (guided - plain).abs().max() > 1e-3
+
+
+def test_the_classifier_reads_a_diffusion_and_a_flow_x_t_at_one_sigma_alike():
+    """alpha (x0 + sigma eps) for a diffusion level (alpha^2 + sigma_vp^2 = 1) and a flow's (alpha = 1 - t) at the
+    same sigma reach the network as the same (x0 + sigma eps) / sqrt(1 + sigma^2) with the same sigma."""
+    seen = []
+    read = editing.noisy_classifier(lambda x, s: seen.append((x, s)) or torch.zeros(len(x), 10))
+    x0, eps = torch.randn(2, 4, 1, 16, 16, generator=torch.Generator().manual_seed(0)).double()
+    for sigma in (0.3, 2.0, 9.0):
+        a = 1 / math.sqrt(1 + sigma ** 2)
+        diffusion = Level(a, a * sigma, 0)
+        flow = Level(1 - sigma / (1 + sigma), sigma / (1 + sigma), sigma / (1 + sigma))
+        for level in (diffusion, flow):
+            read(level.alpha * (x0 + sigma * eps), level)
+        (xd, sd), (xf, sf) = seen[-2:]
+        assert_close(xd, xf)
+        assert_close(xd, (x0 + sigma * eps) / math.sqrt(1 + sigma ** 2))
+        assert_close(sd, torch.full((4,), sigma))
+        assert_close(sf, torch.full((4,), sigma))
+
+
+def test_noisy_accuracy_is_chance_for_a_constant_guess_and_one_for_the_labels_own_pixels():
+    """A classifier that always says class 0 scores the share of 0s at every sigma; one that reads the label
+    written into the image scores 1 at low noise and falls towards chance as sigma grows."""
+    y = torch.arange(200) % 10
+    x0 = (y.float()[:, None, None, None] / 4.5 - 1).expand(200, 1, 16, 16).contiguous()   # (200, 1, 16, 16)
+    constant = editing.noisy_accuracy(lambda x, s: torch.eye(10)[[0] * len(x)], x0, y)
+    assert set(constant.values()) == {0.1}
+    reader = lambda x, s: -((x.mean((1, 2, 3)) * (1 + s * s).sqrt() + 1) * 4.5 - torch.arange(10.)[:, None]).T.abs()  # noqa: E731
+    acc = editing.noisy_accuracy(reader, x0, y, sigmas=(0.1, 10.0, 100.0))
+    assert acc["0.1"] == 1.0 and acc["100.0"] < 0.5
 
 
 # --- the edit command ---------------------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""Classifier guidance against classifier-free guidance on the bundled transformer (part 5, notebook 17).
+
+    python benchmarks/classifier_guidance.py [--n 2000] [--out benchmarks/records/classifier_guidance.json]
+
+The transformer's deterministic sampler (DDIM, eta = 0, 10 steps), the same noise (seed 0) and labels (0..9 in
+turn) for every point, in fp32, scored with both yardsticks as ``fashiondiff evaluate`` scores (each yardstick's
+reference features computed once):
+
+    cfg        classifier-free guidance w over every step: 2 network calls a step where w != 1
+    cg-uncond  the unconditional prediction (w = 0) plus s grad log p(y | x_t) from the bundled noisy-classifier
+               (Dhariwal & Nichol 2021's setting): 1 network call and 1 classifier gradient a step
+    cg-cond    the conditional prediction (w = 1) plus the same gradient
+    cfg at 5 steps, to compare at the 10 calls of the transformer that classifier guidance makes
+
+Writes the record (command, commit, hardware, each point's settings, calls, seconds and scores) to --out after every
+point and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))     # the checkout this script lives in: its records name this commit
+
+import torch  # noqa: E402
+
+from fashiondiff import editing  # noqa: E402
+from fashiondiff.checkpoint import save_json  # noqa: E402
+from fashiondiff.classifier import NoisyClassifier  # noqa: E402
+from fashiondiff.generation import generate  # noqa: E402
+from fashiondiff.pipelines import bundled, load_model, load_module, yardsticks  # noqa: E402
+from fashiondiff.provenance import git_commit, hardware  # noqa: E402
+from fashiondiff.reports import evaluators, score_images  # noqa: E402
+
+KEEP = ("kid", "kid_std", "precision", "recall", "cond_acc")
+# (method, steps, CFG's w, classifier scale)
+POINTS = (*(("cfg", 10, w, 0.0) for w in (1.0, 1.5, 2.0, 3.0, 4.0)),
+          *(("cg-uncond", 10, 0.0, s) for s in (0.0, 1.0, 2.0, 4.0, 8.0)),
+          *(("cg-cond", 10, 1.0, s) for s in (1.0, 2.0, 4.0)),
+          ("cfg", 5, 2.0, 0.0))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "records" / "classifier_guidance.json")
+    a = p.parse_args()
+    torch.manual_seed(0)
+    model = load_model("transformer", device="cpu")
+    clf = load_module(NoisyClassifier, bundled("noisy-classifier"), "noisy-classifier").eval()
+    record = {"script": "python benchmarks/classifier_guidance.py " + " ".join(sys.argv[1:]),
+              "git_commit": git_commit(), "hardware": hardware("cpu"), "model": "transformer", "n": a.n, "seed": 0,
+              "precision": "fp32", "points": []}
+    first, second = evaluators(lambda: yardsticks("cpu"), model.image_size)
+    labels = torch.arange(a.n) % 10
+    for method, steps, w, scale in POINTS:
+        settings = model.sampling.replace(steps=steps, eta=0.0, guidance=w, guidance_interval=None)
+        start = time.time()
+        if scale == 0:                              # one batch: the noise classifier_sample draws from seed 0
+            images = generate(model, labels, settings, seed=0, batch_size=a.n)
+        else:
+            images = editing.classifier_sample(model, clf, labels, settings, scale, seed=0)
+        seconds = time.time() - start
+        s = score_images(images, labels, first, second)
+        point = {"method": method, "steps": steps, "guidance": w, "classifier_scale": scale,
+                 "network_calls": steps * (1 if w in (0.0, 1.0) else 2), "classifier_gradients": steps if scale else 0,
+                 "sample_seconds": round(seconds, 1), **{k: s[k] for k in KEEP},
+                 "second": {k: s["second"][k] for k in KEEP}}
+        record["points"].append(point)
+        print(json.dumps(point), flush=True)
+        save_json(a.out, record)
+    print(f"\n{'method':10s} steps   w  scale calls  grads  KID (x1e4)     prec  recall  acc    | second: KID   acc")
+    for q in record["points"]:
+        print(f"{q['method']:10s} {q['steps']:5d} {q['guidance']:3.1f} {q['classifier_scale']:5.1f} "
+              f"{q['network_calls']:5d} {q['classifier_gradients']:5d}  {q['kid']:6.1f} +- {q['kid_std']:5.1f}  "
+              f"{q['precision']:.3f} {q['recall']:.3f}  {q['cond_acc']:.3f} | {q['second']['kid']:6.1f} "
+              f"{q['second']['cond_acc']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
