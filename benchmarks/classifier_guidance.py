@@ -74,7 +74,7 @@ def main() -> None:
         record["points"].append(point)
         print(json.dumps(point), flush=True)
         save_json(a.out, record)
-    print(f"\n{'method':10s} steps   w  scale calls  grads  KID (x1e4)     prec  recall  acc    | second: KID   acc")
+    print(f"\n{'method':10s} steps   w  scale calls  grads  KID (x1e3)     prec  recall  acc    | second: KID   acc")
     for q in record["points"]:
         print(f"{q['method']:10s} {q['steps']:5d} {q['guidance']:3.1f} {q['classifier_scale']:5.1f} "
               f"{q['network_calls']:5d} {q['classifier_gradients']:5d}  {q['kid']:6.1f} +- {q['kid_std']:5.1f}  "

@@ -70,7 +70,7 @@ def main() -> None:
             record["points"].append(point)
             print(json.dumps(point), flush=True)
             save_json(a.out, record)
-    print(f"\n{'route':10s} {'sampler':11s} calls   KID (x1e4)     prec  recall  acc    | second: KID     acc")
+    print(f"\n{'route':10s} {'sampler':11s} calls   KID (x1e3)     prec  recall  acc    | second: KID     acc")
     for q in record["points"]:
         print(f"{q['route']:10s} {q['sampler']:11s} {q['calls']:5d}  {q['kid']:6.1f} +- {q['kid_std']:5.1f}  "
               f"{q['precision']:.3f} {q['recall']:.3f}  {q['cond_acc']:.3f} | {q['second']['kid']:6.1f} +- "
