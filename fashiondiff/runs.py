@@ -27,7 +27,7 @@ from .training import train
 
 
 def speed_up(model: nn.Module, device: torch.device) -> nn.Module:
-    """The two speed-ups a training command takes on a CPU, each a line a learner can see (the appendix, notebook 17,
+    """The two speed-ups a training command takes on a CPU, each a line a learner can see (the appendix, notebook 18,
     measures both):
     glibc keeps freed memory for the next step (``devices.keep_freed_memory``, for the whole process), and
     linear layers run as oneDNN convolutions where that is faster (``fastlinear.use_conv_linears``, in place: the

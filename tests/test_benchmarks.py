@@ -174,3 +174,20 @@ def test_train_throughput_compares_linear_layers_interleaved():
     assert [r["linear"] for r in records] == ["aten", "conv"] and all(r["interleaved"] for r in records)
     assert records[0]["flops_per_image"] == records[1]["flops_per_image"]       # the same products, either way
     assert "interleaved" in summary
+
+
+def test_classifier_guidance_record_holds_every_point_with_its_calls_counted_as_the_samplers_count_them():
+    """The stored record (benchmarks/classifier_guidance.py) covers the script's points at n = 2,000, and each
+    point's network calls are what ``generation.network_calls`` counts for its settings (a guided step two calls)."""
+    from fashiondiff.generation import network_calls
+    sys.path.insert(0, str(BENCH))
+    import classifier_guidance
+    rec = json.loads((BENCH / "records" / "classifier_guidance.json").read_text())
+    assert rec["n"] == 2000
+    assert [(p["method"], p["steps"], p["guidance"], p["classifier_scale"]) for p in rec["points"]] == \
+        [tuple(q) for q in classifier_guidance.POINTS]
+    model = RECIPES["transformer"].build(layers=1, dim=32, ff_dim=32, heads=2)
+    for p in rec["points"]:
+        settings = model.sampling.replace(steps=p["steps"], eta=0.0, guidance=p["guidance"], guidance_interval=None)
+        assert p["network_calls"] == network_calls(model, settings)
+        assert p["classifier_gradients"] == (p["steps"] if p["classifier_scale"] else 0)
