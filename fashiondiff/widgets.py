@@ -254,12 +254,13 @@ class SDEditExplorer:
         images = self.input.expand(n, -1, -1, -1)                                          # (n, 1, H, W)
         self.current = editing.sdedit(self.model, images, labels, self.settings, self.strength.value,
                                       self.seed.value).cpu()                               # (n, 1, H, W)
-        noise = ": pure noise, the image dropped" if self.start == 0 else ""
-        self.caption.value = (f"strength {self.strength.value:.2f}: the last {steps - self.start} of {steps} steps, "
-                              f"from sigma = {self.sigma:.3g}{noise}")
         name = data.CLASSES[self.label.value]
         self.image.value = _png(torch.cat([self.input, self.current]), size=1.4,
                                 titles=["input"] + [f"{name} {i + 1}" for i in range(n)])
+        noise = ": pure noise, the image dropped" if self.start == 0 else ""
+        # the caption last: the page gets it after the picture it describes
+        self.caption.value = (f"strength {self.strength.value:.2f}: the last {steps - self.start} of {steps} steps, "
+                              f"from sigma = {self.sigma:.3g}{noise}")
         self.redraws += 1
 
 
@@ -376,11 +377,11 @@ class InpaintExplorer:
     def _draw(self, change=None) -> None:
         k, steps, r = self.step.value, self.settings.steps, self.resample.value
         self.current = self.frames[k - 1:k]                                                 # (1, 1, H, W)
+        panels = torch.cat([self.input, self.mask * self.input, self.iterates[k - 1:k], self.current])
+        titles = ["input", "kept (grey: fill)", f"x at step {k}", "completion" if k == steps else f"x0 est., step {k}"]
+        self.image.value = _png(panels, size=1.4, titles=titles)
         sigma = editing.levels(self.model, steps)[k].sigma
         calls = editing.inpainting_calls(self.model, self.settings, r)
         self.caption.value = (f"step {k} of {steps}, sigma = {sigma:.3g}; r = {r}: {calls} network calls "
                               "per image in all")
-        panels = torch.cat([self.input, self.mask * self.input, self.iterates[k - 1:k], self.current])
-        titles = ["input", "kept (grey: fill)", f"x at step {k}", "completion" if k == steps else f"x0 est., step {k}"]
-        self.image.value = _png(panels, size=1.4, titles=titles)
         self.redraws += 1
