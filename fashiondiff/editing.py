@@ -166,7 +166,7 @@ def renoise(x: torch.Tensor, here: Level, there: Level, generator: torch.Generat
 
 @torch.no_grad()
 def inpaint(model, images: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, settings: SamplingConfig,
-            resample: int = 1, seed: int = 0) -> torch.Tensor:
+            resample: int = 1, seed: int = 0, trace: Callable | None = None) -> torch.Tensor:
     """Fill where ``mask`` (N or 1, 1, H, W) is 0 and keep where it is 1: images (N, 1, H, W) -> (N, 1, H, W).
 
     ``resample`` = 1 replaces the known region at every step; r > 1 is RePaint's resampling (the module
@@ -175,7 +175,11 @@ def inpaint(model, images: torch.Tensor, mask: torch.Tensor, labels: torch.Tenso
     The latent model inpaints its 8x7x7 latent: the mask is min-pooled to 7x7 (``latent_mask``: a cell is known
     only when all 16 pixels under it are), and the decoder mixes neighbouring cells, so the known pixels come
     back only approximately after decoding (the VAE's reconstruction error, and the seams): the output pastes
-    the known pixels of the input back over the decoded image. A pixel model's last step sets them exactly."""
+    the known pixels of the input back over the decoded image. A pixel model's last step sets them exactly.
+
+    ``trace(i, x, d)``, if given, is called after step i = 1..S (its last round) with the iterate x at levels[i] and
+    the denoiser's x0 estimate d that took it there, both (N, *sample_shape) in the model's space (for the widget's
+    step-by-step view: ``paste(model, images, mask, encode(model, images), d)`` at i = S is what this returns)."""
     if resample < 1:
         raise ValueError(f"resample must be at least 1, got {resample}")
     device = next(model.parameters()).device
@@ -186,13 +190,24 @@ def inpaint(model, images: torch.Tensor, mask: torch.Tensor, labels: torch.Tenso
     denoise = denoiser(model, labels.to(device), settings)
     grid = levels(model, settings.steps)
     x = _noise(x0.shape, gen, device)                                                  # (N, C, h, w) at levels[0]
-    for here, there in zip(grid[:-1], grid[1:]):
+    for i, (here, there) in enumerate(zip(grid[:-1], grid[1:]), 1):
         rounds = resample if there.sigma > 0 else 1
         for u in range(rounds):
             x = m * noised(x0, here, _noise(x0.shape, gen, device)) + (1 - m) * x       # known region at this level
-            x = ddim_eta_step(x, denoise(x, here), here, there, settings.eta, gen)      # (N, C, h, w) at there
+            d = denoise(x, here)                                                        # (N, C, h, w) x0 estimate
+            x = ddim_eta_step(x, d, here, there, settings.eta, gen)                     # (N, C, h, w) at there
             if u < rounds - 1:
                 x = renoise(x, there, here, gen)                                        # back to here: resample
+        if trace is not None:
+            trace(i, x, d)
+    return paste(model, images, mask, x0, x)                                           # (N, 1, H, W)
+
+
+def paste(model, images: torch.Tensor, mask: torch.Tensor, x0: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Inpainting's output from a clean x (N or 1, *sample_shape): its known cells set to the input's encoding x0
+    (N or 1, *sample_shape), decoded, and the known pixels of ``images`` (N or 1, 1, H, W) pasted over the result
+    where ``mask`` (N or 1, 1, H, W) is 1. Returns (N, 1, H, W); all on x's device."""
+    m = latent_mask(model, mask)                                                       # (N, 1, h, w)
     x = m * x0 + (1 - m) * x                                                           # (N, C, h, w) clean
     return mask * images + (1 - mask) * full_precision(model.decode(x))                # (N, 1, H, W)
 

@@ -1,5 +1,7 @@
 """Interactive widgets for the notebooks: the forward-process explorer of notebook 03, the sample
-explorer of notebooks 04 and 08, and the latent-space walk of notebook 06.
+explorer of notebooks 04 and 08, the latent-space walk of notebook 06, and part 5's editing panels (``editing``):
+``SDEditExplorer`` (a test image moved towards a class at a chosen strength) and ``InpaintExplorer`` (a test image
+with cells to fill, replacement or RePaint's resampling, the completion step by step).
 
 ``NoiseExplorer`` shows x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (DDPM eq. 4, Ho et al. 2020) for a row of
 images, with a slider for t, a choice of T and of schedule (linear, or cosine as in Nichol & Dhariwal 2021).
@@ -15,20 +17,31 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
 
-from . import data
+from . import data, editing
 from .generation import generate
+from .guidance import full_precision
 from .plotting import show_images
 from .sampling import SAMPLERS, SamplingConfig, samplers_for
 from .schedule import NoiseSchedule
 
 
-def _png(images: torch.Tensor, size: float = 1.2) -> bytes:
+def _png(images: torch.Tensor, size: float = 1.2, titles: list[str] | None = None) -> bytes:
     """A row of (n, 1, H, W) images as PNG bytes, drawn without showing a pyplot figure."""
-    fig = show_images(images, ncols=len(images), size=size)
+    fig = show_images(images, titles, ncols=len(images), size=size)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return buf.getvalue()
+
+
+def first_test_images(size: int, n: int = 10) -> torch.Tensor:
+    """The first test image of each of the classes 0..n-1: (n, 1, size, size) in [-1, 1]."""
+    split = data.load_split("test")
+    first = [int((split.labels == c).nonzero()[0]) for c in range(n)]
+    return data.to_float(split.images[first], size)                                     # (n, 1, size, size)
+
+
+CLASS_OPTIONS = [(name, i) for i, name in enumerate(data.CLASSES)]
 
 
 class NoiseExplorer:
@@ -42,9 +55,7 @@ class NoiseExplorer:
     def __init__(self, images: torch.Tensor | None = None, T: int = 10, kind: str = "cosine",
                  t: int | None = None, n: int = 6, size: int = 16, seed: int = 0):
         if images is None:
-            split = data.load_split("test")
-            first = [int((split.labels == c).nonzero()[0]) for c in range(n)]
-            images = data.to_float(split.images[first], size)                   # (n, 1, size, size)
+            images = first_test_images(size, n)                                 # (n, 1, size, size)
         self.images = images
         self.noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))   # (n, 1, H, W)
         self.t = W.IntSlider(value=T // 2 if t is None else t, min=0, max=T, description="t")
@@ -187,4 +198,190 @@ class LatentInterpolator:
         a = self.alpha.value
         self.current = self.vae.decode((1 - a) * z[:1] + a * z[1:]).cpu()               # (1, 1, 28, 28)
         self.image.value = _png(torch.cat([x[:1], self.current, x[1:]]), size=1.4)
+        self.redraws += 1
+
+
+class SDEditExplorer:
+    """SDEdit (``editing.sdedit``) on a test image: the image (the first test image of the class chosen), the class
+    to move it towards and the strength s in (0, 1]; the input and ``n`` edits are drawn side by side.
+
+    The strength moves in steps of 1 / S (S: the settings' steps), so that each position is its own start level: the
+    last ceil(s S) steps run from levels[start], start = ``editing.start_index(S, s)``, whose sigma the caption shows.
+    The n edits are one batch from ``seed`` (the i-th takes the batch's i-th noise), so at s = 1, where the image is
+    dropped, they are ``generate(model, labels, settings, seed)`` with the deterministic sampler.
+
+    Display ``explorer.widget``. ``explorer.input`` is the (1, 1, H, W) image chosen (H = ``model.image_size``: 16
+    for the pixel models, 28 for the latent one), ``explorer.current`` the (n, 1, H, W) edits drawn last (on the
+    CPU), ``explorer.start`` and ``explorer.sigma`` the start level's index and sigma, ``explorer.redraws`` counts
+    the draws. ``settings``: default ``model.sampling``; ``image`` and ``label`` are class indices.
+    """
+
+    def __init__(self, model, settings: SamplingConfig | None = None, n: int = 4, image: int = 0, label: int = 7,
+                 strength: float = 0.5, seed: int = 0):
+        self.model, self.n = model, n
+        self.settings = settings or model.sampling
+        self.images = first_test_images(model.image_size)                                  # (10, 1, H, W)
+        steps = self.settings.steps
+        self.source = W.Dropdown(options=CLASS_OPTIONS, value=image, description="image")
+        self.label = W.Dropdown(options=CLASS_OPTIONS, value=label, description="towards")
+        k = min(max(round(strength * steps), 1), steps)                                    # snapped to the grid
+        self.strength = W.FloatSlider(value=k / steps, min=1 / steps, max=1.0, step=1 / steps, description="strength",
+                                      readout_format=".2f")
+        self.seed = W.IntSlider(value=seed, min=0, max=99, description="seed")
+        self.caption = W.Label()
+        self.image = W.Image(format="png")
+        self.widget = W.VBox([W.HBox([self.source, self.label]), self.strength, self.seed, self.caption, self.image])
+        self.redraws = 0
+        for control in (self.source, self.label, self.strength, self.seed):
+            control.observe(self._redraw, names="value")
+        self._redraw()
+
+    @property
+    def input(self) -> torch.Tensor:
+        return self.images[self.source.value:self.source.value + 1]                        # (1, 1, H, W)
+
+    @property
+    def start(self) -> int:
+        return editing.start_index(self.settings.steps, self.strength.value)
+
+    @property
+    def sigma(self) -> float:
+        return editing.levels(self.model, self.settings.steps)[self.start].sigma
+
+    def _redraw(self, change=None) -> None:
+        steps, n = self.settings.steps, self.n
+        labels = torch.full((n,), self.label.value, dtype=torch.long)                      # (n,)
+        images = self.input.expand(n, -1, -1, -1)                                          # (n, 1, H, W)
+        self.current = editing.sdedit(self.model, images, labels, self.settings, self.strength.value,
+                                      self.seed.value).cpu()                               # (n, 1, H, W)
+        name = data.CLASSES[self.label.value]
+        self.image.value = _png(torch.cat([self.input, self.current]), size=1.4,
+                                titles=["input"] + [f"{name} {i + 1}" for i in range(n)])
+        noise = ": pure noise, the image dropped" if self.start == 0 else ""
+        # the caption last: the page gets it after the picture it describes
+        self.caption.value = (f"strength {self.strength.value:.2f}: the last {steps - self.start} of {steps} steps, "
+                              f"from sigma = {self.sigma:.3g}{noise}")
+        self.redraws += 1
+
+
+# The preset masks as the 4 x 4 cells they fill (row, column), and the grid the learner toggles.
+GRID = 4
+SHAPES = {"left half": [(r, c) for r in range(GRID) for c in range(GRID // 2)],
+          "right half": [(r, c) for r in range(GRID) for c in range(GRID // 2, GRID)],
+          "top half": [(r, c) for r in range(GRID // 2) for c in range(GRID)],
+          "bottom half": [(r, c) for r in range(GRID // 2, GRID) for c in range(GRID)],
+          "centre box": [(r, c) for r in (1, 2) for c in (1, 2)]}
+
+
+class InpaintExplorer:
+    """Inpainting (``editing.inpaint``) of a test image towards its own class: the image (the first test image of
+    the class chosen), the cells to fill (a preset shape, or the 4 x 4 grid of toggle buttons, on = fill), the
+    RePaint rounds ``resample`` (1: replacement) and the seed; a step slider walks through the completion.
+
+    Drawn: the input, the kept pixels (grey where filled), the sampler's iterate x at the step (decoded: the
+    latent model's noisy latent as its VAE shows it) and, at that step, the denoiser's x0 estimate with the known
+    pixels in place (``editing.paste``): at the last step, the completion ``inpaint`` returns.
+
+    Display ``explorer.widget``. ``explorer.input`` (1, 1, H, W), ``explorer.mask`` (1, 1, H, W: 1 keep, 0 fill;
+    H = ``model.image_size``, each cell H / 4 pixels, rounded), ``explorer.fill`` the (4, 4) bool cells to fill,
+    ``explorer.completion`` (1, 1, H, W), ``explorer.frames`` and ``explorer.iterates`` (S, 1, H, W) for steps
+    1..S, ``explorer.current`` the (1, 1, H, W) frame drawn last; ``explorer.runs`` counts the inpainting runs
+    and ``explorer.redraws`` the draws (moving the step slider redraws without a run). All on the CPU.
+    """
+
+    def __init__(self, model, settings: SamplingConfig | None = None, image: int = 0, shape: str = "right half",
+                 resample: int = 1, seed: int = 0):
+        self.model = model
+        self.settings = settings or model.sampling
+        self.images = first_test_images(model.image_size)                                  # (10, 1, H, W)
+        steps = self.settings.steps
+        self.source = W.Dropdown(options=CLASS_OPTIONS, value=image, description="image")
+        self.shape = W.Dropdown(options=[*SHAPES, "custom"], value=shape, description="fill")
+        self.resample = W.Dropdown(options=[("1: replace", 1)] + [(f"{r}: RePaint", r) for r in (2, 3, 4)],
+                                   value=resample, description="resample")
+        self.cells = [W.ToggleButton(value=False, tooltip=f"row {i // GRID}, column {i % GRID}",
+                                     layout=W.Layout(width="34px", height="26px")) for i in range(GRID * GRID)]
+        grid = W.GridBox(self.cells, layout=W.Layout(grid_template_columns=f"repeat({GRID}, 36px)"))
+        self.seed = W.IntSlider(value=seed, min=0, max=99, description="seed")
+        self.step = W.IntSlider(value=steps, min=1, max=steps, description="step")
+        self.caption = W.Label()
+        self.image = W.Image(format="png")
+        self.widget = W.VBox([W.HBox([self.source, self.shape, self.resample]),
+                              W.HBox([W.Label("cells to fill"), grid]), self.seed, self.step, self.caption, self.image])
+        self.redraws, self.runs, self._busy = 0, 0, False
+        self._set_cells(SHAPES.get(shape, []))
+        for control in (self.source, self.resample, self.seed):
+            control.observe(self._run, names="value")
+        self.shape.observe(self._change_shape, names="value")
+        for cell in self.cells:
+            cell.observe(self._toggle, names="value")
+        self.step.observe(self._draw, names="value")
+        self._run()
+
+    @property
+    def input(self) -> torch.Tensor:
+        return self.images[self.source.value:self.source.value + 1]                        # (1, 1, H, W)
+
+    @property
+    def fill(self) -> torch.Tensor:
+        return torch.tensor([cell.value for cell in self.cells]).reshape(GRID, GRID)         # (4, 4) bool
+
+    @property
+    def mask(self) -> torch.Tensor:
+        size = self.model.image_size
+        edges = [round(k * size / GRID) for k in range(GRID + 1)]                           # cell boundaries
+        mask = torch.ones(1, 1, size, size)
+        for r, c in self.fill.nonzero().tolist():
+            mask[..., edges[r]:edges[r + 1], edges[c]:edges[c + 1]] = 0
+        return mask                                                                         # (1, 1, H, W)
+
+    def _set_cells(self, cells) -> None:
+        self._busy = True                        # one run for the new shape, not one per button
+        for i, cell in enumerate(self.cells):
+            cell.value = divmod(i, GRID) in cells
+        self._busy = False
+
+    def _change_shape(self, change) -> None:
+        if self._busy or change["new"] == "custom":                                         # "custom": as it is
+            return
+        self._set_cells(SHAPES[change["new"]])
+        self._run()
+
+    def _toggle(self, change) -> None:
+        """A cell toggled by hand: the shape menu names the preset the grid now matches, or "custom"."""
+        if self._busy:
+            return
+        filled = set(map(tuple, self.fill.nonzero().tolist()))
+        self._busy = True
+        self.shape.value = next((name for name, cells in SHAPES.items() if set(cells) == filled), "custom")
+        self._busy = False
+        self._run()
+
+    def _run(self, change=None) -> None:
+        if self._busy:
+            return
+        xs, ds = [], []
+        label = torch.tensor([self.source.value])                                          # its own class
+        self.completion = editing.inpaint(self.model, self.input, self.mask, label, self.settings,
+                                          self.resample.value, self.seed.value,
+                                          trace=lambda i, x, d: (xs.append(x), ds.append(d))).cpu()
+        device = next(self.model.parameters()).device
+        image, mask = self.input.to(device), self.mask.to(device)
+        with torch.no_grad():                    # every step's x0 estimate as inpaint's output would paste it
+            self.frames = editing.paste(self.model, image, mask, editing.encode(self.model, image),
+                                        torch.cat(ds)).cpu()                                # (S, 1, H, W)
+            self.iterates = full_precision(self.model.decode(torch.cat(xs))).cpu()          # (S, 1, H, W)
+        self.runs += 1
+        self._draw()
+
+    def _draw(self, change=None) -> None:
+        k, steps, r = self.step.value, self.settings.steps, self.resample.value
+        self.current = self.frames[k - 1:k]                                                 # (1, 1, H, W)
+        panels = torch.cat([self.input, self.mask * self.input, self.iterates[k - 1:k], self.current])
+        titles = ["input", "kept (grey: fill)", f"x at step {k}", "completion" if k == steps else f"x0 est., step {k}"]
+        self.image.value = _png(panels, size=1.4, titles=titles)
+        sigma = editing.levels(self.model, steps)[k].sigma
+        calls = editing.inpainting_calls(self.model, self.settings, r)
+        self.caption.value = (f"step {k} of {steps}, sigma = {sigma:.3g}; r = {r}: {calls} network calls "
+                              "per image in all")
         self.redraws += 1

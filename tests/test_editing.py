@@ -151,6 +151,25 @@ def test_inpainting_keeps_the_known_pixels_and_fills_the_others(name):
     assert (out - x)[..., : model.image_size // 2, :].abs().mean() > 0.05
 
 
+@pytest.mark.parametrize("name", ["transformer", "latent"])
+def test_inpaintings_trace_sees_every_step_and_its_last_estimate_pasted_is_the_output(name):
+    """The trace changes nothing (same seed, same numbers); it is called once a step, after the step's last round,
+    with x at levels[i] and the x0 estimate, in the model's space; at the last step x is that estimate."""
+    model = randomised(name)
+    settings = deterministic(model).replace(eta=1.0) if model.process == "diffusion" else deterministic(model)
+    x, labels = images_for(model, n=2), torch.tensor([1, 5])
+    mask = torch.ones(1, 1, model.image_size, model.image_size)
+    mask[..., model.image_size // 2:] = 0
+    seen = []
+    out = editing.inpaint(model, x, mask, labels, settings, resample=3, seed=4,
+                          trace=lambda i, xi, d: seen.append((i, xi.clone(), d.clone())))
+    assert_close(out, editing.inpaint(model, x, mask, labels, settings, resample=3, seed=4), rtol=0, atol=0)
+    assert [i for i, _, _ in seen] == list(range(1, settings.steps + 1))
+    assert all(xi.shape == d.shape == (2, *model.sample_shape) for _, xi, d in seen)
+    assert_close(seen[-1][1], seen[-1][2], rtol=0, atol=0)
+    assert_close(editing.paste(model, x, mask, editing.encode(model, x), seen[-1][2]), out, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("prediction", ["x0", "eps", "v"])
 def test_inpainting_data_that_is_one_point_returns_that_point(prediction):
     """Every step's x0 is x0*, so whatever the mask, eta or rounds the last step lands on it; the known region

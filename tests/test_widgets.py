@@ -1,4 +1,8 @@
-"""The forward-process explorer of notebook 03: moving its controls redraws the closed form q(x_t | x_0)."""
+"""The notebooks' widgets, their controls moved from Python: the forward-process explorer of notebook 03 redraws the
+closed form q(x_t | x_0); the sample panels, the latent walk, and part 5's SDEdit and inpainting panels (checked
+against generate, editing.inpainting_calls and the mask)."""
+import math
+
 import pytest
 import torch
 
@@ -160,3 +164,169 @@ def test_sample_explorer_regenerates_for_class_seed_and_steps():
     assert (ex.current - first).abs().mean() > 0.1
     ex.steps.value = 1
     assert ex.redraws == 5
+
+
+# --- part 5's editing panels ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def transformer():
+    from fashiondiff.pipelines import load_model
+    return load_model("transformer", device="cpu")
+
+
+def counting_rows(model):
+    """Wrap the network so that every example it sees is counted (guidance's two predictions are two)."""
+    forward, seen = model.forward, {"rows": 0}
+
+    def counted(x, *args, **kwargs):
+        seen["rows"] += len(x)
+        return forward(x, *args, **kwargs)
+    model.forward = counted
+    return seen
+
+
+@needs_data
+def test_sdedit_strength_slider_moves_the_start_level_and_redraws_once(transformer):
+    from fashiondiff import editing
+    from fashiondiff.widgets import SDEditExplorer
+    ex = SDEditExplorer(transformer, n=4, image=0, label=7, strength=0.5)
+    grid = editing.levels(transformer, 10)
+    assert ex.redraws == 1 and ex.current.shape == (4, 1, 16, 16) and ex.input.shape == (1, 1, 16, 16)
+    assert (ex.strength.min, ex.strength.step, ex.start) == (0.1, 0.1, 5)          # one slider step, one level
+    assert f"sigma = {grid[5].sigma:.3g}" in ex.caption.value
+    before, png = ex.current.clone(), bytes(ex.image.value)
+    ex.strength.value = 0.8
+    assert ex.redraws == 2 and ex.start == 2 and ex.sigma == grid[2].sigma > grid[5].sigma
+    assert f"sigma = {grid[2].sigma:.3g}" in ex.caption.value and "the last 8 of 10 steps" in ex.caption.value
+    assert not torch.equal(ex.current, before) and bytes(ex.image.value) != png
+    assert len({tuple(e.flatten()[:40].tolist()) for e in ex.current}) == 4       # four noises, four edits
+
+
+@needs_data
+def test_sdedit_at_the_lowest_strength_stays_near_the_input(transformer):
+    """s = 0.1 is one step from levels[9] (sigma = 0.17): the noise added there moves a pixel by sigma sqrt(2 / pi)
+    = 0.135 on average, and the step towards a sneaker takes about half of it away (measured: 0.061 to 0.073 for
+    these four edits of the T-shirt; 0.04 to 0.10 over the ten classes' images), so each edit is nearer the input
+    than the noisy start it came from, while at s = 1 the edits are new sneakers, 0.5 and more away."""
+    from fashiondiff.widgets import SDEditExplorer
+    ex = SDEditExplorer(transformer, n=4, image=0, label=7, strength=0.1)
+    assert ex.start == 9
+    away = (ex.current - ex.input).abs().mean((1, 2, 3))                             # (4,) per edit
+    assert away.max() < ex.sigma * math.sqrt(2 / math.pi), away
+    ex.strength.value = 1.0
+    assert (ex.current - ex.input).abs().mean((1, 2, 3)).min() > 4 * away.max()
+
+
+@needs_data
+def test_sdedit_at_full_strength_is_generate_from_the_seed_whatever_the_image(transformer):
+    """The default sampler is already deterministic (DDIM, eta = 0), so s = 1 is the panel of generate's samples."""
+    from fashiondiff.generation import generate
+    from fashiondiff.widgets import SDEditExplorer
+    assert transformer.sampling.sampler == "ddim" and transformer.sampling.eta == 0
+    ex = SDEditExplorer(transformer, n=4, image=0, label=7, strength=1.0, seed=3)
+    assert ex.start == 0
+    samples = generate(transformer, torch.full((4,), 7), transformer.sampling, seed=3)
+    torch.testing.assert_close(ex.current, samples, rtol=0, atol=1e-5)
+    ex.source.value = 8                                                               # another input: the same
+    assert ex.redraws == 2 and not torch.equal(ex.input, ex.images[:1])
+    torch.testing.assert_close(ex.current, samples, rtol=0, atol=1e-5)
+
+
+@needs_data
+def test_toggling_a_grid_cell_changes_the_mask_and_only_the_filled_cells_change(transformer):
+    from fashiondiff.widgets import InpaintExplorer
+    ex = InpaintExplorer(transformer, image=0, shape="top half")
+    assert ex.runs == ex.redraws == 1 and ex.fill[:2].all() and not ex.fill[2:].any()
+    top = ex.mask.clone()
+    assert top[..., :8, :].eq(0).all() and top[..., 8:, :].eq(1).all()
+    ex.cells[0].value = False                                                          # keep the top-left cell
+    assert ex.runs == 2 and ex.shape.value == "custom"
+    changed = ex.mask != top
+    assert changed.sum() == 16 and changed[..., :4, :4].all()                           # exactly that 4x4 cell
+    ex.shape.value = "centre box"                                                      # then fill just one cell
+    assert ex.runs == 3 and ex.fill.nonzero().tolist() == [[1, 1], [1, 2], [2, 1], [2, 2]]
+    for i in (5, 6, 9):
+        ex.cells[i].value = False
+    assert ex.fill.nonzero().tolist() == [[2, 2]] and ex.shape.value == "custom" and ex.runs == 6
+    moved = ex.completion != ex.input                                                   # (1, 1, 16, 16)
+    assert moved[..., 8:12, 8:12].float().mean() > 0.5                                  # the cell is drawn again
+    moved[..., 8:12, 8:12] = False
+    assert not moved.any(), "a known pixel changed"
+    torch.testing.assert_close(ex.completion * ex.mask, ex.input * ex.mask, rtol=0, atol=0)
+    for i in (5, 6, 9):                                                                 # the preset again: its name
+        ex.cells[i].value = True
+    assert ex.shape.value == "centre box"
+
+
+@needs_data
+def test_the_step_slider_walks_to_the_completion_without_running_again(transformer):
+    from fashiondiff import editing
+    from fashiondiff.widgets import InpaintExplorer
+    ex = InpaintExplorer(transformer, image=9, shape="left half")
+    assert ex.frames.shape == ex.iterates.shape == (10, 1, 16, 16) and ex.step.value == 10
+    torch.testing.assert_close(ex.current, ex.completion, rtol=0, atol=0)
+    torch.testing.assert_close(ex.frames[-1:], ex.completion, rtol=0, atol=0)
+    ex.step.value = 1
+    assert (ex.runs, ex.redraws) == (1, 2)
+    torch.testing.assert_close(ex.current, ex.frames[:1])
+    assert (ex.current - ex.completion).abs().max() > 0.1                               # an early, blurred guess
+    assert f"sigma = {editing.levels(transformer, 10)[1].sigma:.3g}" in ex.caption.value
+    assert (ex.iterates[0] - ex.completion[0]).abs().mean() > (ex.iterates[-2] - ex.completion[0]).abs().mean()
+
+
+@needs_data
+def test_resample_changes_the_network_calls_as_inpainting_calls_counts(transformer):
+    from fashiondiff import editing
+    from fashiondiff.pipelines import load_model
+    from fashiondiff.widgets import InpaintExplorer
+    model = load_model("transformer", device="cpu")                                     # its own: forward wrapped
+    seen = counting_rows(model)
+    ex = InpaintExplorer(model, shape="centre box", resample=2)
+    calls = {}
+    for r in (1, 3):                                                                    # each a change: one run
+        seen["rows"] = 0
+        ex.resample.value = r
+        calls[r] = seen["rows"]
+        assert calls[r] == editing.inpainting_calls(model, model.sampling, r) and ex.runs == 1 + len(calls)
+        assert f"r = {r}: {calls[r]} network calls" in ex.caption.value
+    assert calls[3] > 2 * calls[1]
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["flow", "fewstep"])
+def test_both_editing_panels_work_for_the_other_pixel_models(name):
+    from fashiondiff.pipelines import load_model
+    from fashiondiff.widgets import InpaintExplorer, SDEditExplorer
+    model = load_model(name, device="cpu")
+    steps = model.sampling.steps
+    sd = SDEditExplorer(model, n=2, strength=1.0)
+    assert sd.current.shape == (2, 1, 16, 16) and sd.sigma == math.inf and "pure noise" in sd.caption.value
+    sd.strength.value = sd.strength.min
+    assert sd.start == steps - 1 and sd.redraws == 2
+    ip = InpaintExplorer(model, shape="bottom half", resample=2)
+    assert ip.frames.shape == (steps, 1, 16, 16)
+    torch.testing.assert_close(ip.frames[-1:], ip.completion, rtol=0, atol=0)
+    torch.testing.assert_close(ip.completion * ip.mask, ip.input * ip.mask, rtol=0, atol=0)
+
+
+@needs_data
+def test_both_editing_panels_work_for_the_latent_model_with_the_mask_on_the_image():
+    """A 28x28 image, its 4x4 cells of 7 pixels; the latent is 7x7, so the known latent cells are those wholly under
+    known pixels (``editing.latent_mask``), and the known pixels are pasted back exactly after decoding."""
+    from fashiondiff.generation import generate
+    from fashiondiff.recipes import RECIPES
+    from fashiondiff.widgets import InpaintExplorer, SDEditExplorer
+    model = tiny_latent_model()
+    settings = RECIPES["latent"].sampling.replace(steps=4, eta=0.0)
+    sd = SDEditExplorer(model, settings, n=2, label=3, strength=1.0)
+    assert sd.current.shape == (2, 1, 28, 28)
+    torch.testing.assert_close(sd.current, generate(model, torch.full((2,), 3), settings, seed=0), rtol=0, atol=1e-5)
+    sd.strength.value = 0.5
+    assert sd.start == 2 and not torch.allclose(sd.current, generate(model, torch.full((2,), 3), settings, seed=0))
+    ip = InpaintExplorer(model, settings, shape="right half")
+    assert ip.mask.shape == (1, 1, 28, 28) and ip.mask[..., :14].eq(1).all() and ip.mask[..., 14:].eq(0).all()
+    ip.cells[3].value = False                                                           # keep the top-right cell
+    assert ip.mask[..., :7, 21:].eq(1).all() and ip.runs == 2
+    assert ip.frames.shape == ip.iterates.shape == (4, 1, 28, 28)
+    torch.testing.assert_close(ip.completion * ip.mask, ip.input * ip.mask, rtol=0, atol=0)
+    torch.testing.assert_close(ip.frames[-1:], ip.completion, rtol=0, atol=1e-5)        # decoded in a batch of 4
