@@ -1,20 +1,21 @@
 """Editing real images with the bundled generators (part 5, issue 28): SDEdit, inpainting, inversion.
 
-    python benchmarks/editing.py [--n 1000] [--n-inpaint 300] [--n-latent 200] [--n-invert 100] [--n-pairs 200]
+    python benchmarks/editing.py [--n 300] [--n-inpaint 60] [--n-latent 60] [--n-invert 50] [--n-pairs 100]
                                  [--threads 1] [--quick] [--out benchmarks/records/editing.json]
                                  [--figures benchmarks/figures]
 
 Every measure is taken in the course's yardstick's features (the first yardstick only), at 16x16 for the pixel
-models and 28x28 for the latent model, seed 0. KID x 10^3 is ``stats.kid`` (100 subsets of up to 1,000) against a
-*class-matched* reference: for each scored image one random training image of the class it should show (drawn
-without replacement), so the reference has the scored set's class composition; ``real`` rows score as many real
-test images of the same classes against it (KID's floor, about 0). Inputs are real test images, the same number of
-each class (the first of each class in test order).
+models and 28x28 for the latent model, seed 0. Inputs are real test images, the same number of each class (the
+first of each class in test order). KID x 10^3 is ``stats.kid`` (100 subsets of up to 1,000) against
+``REF_PER_CLASS`` random training images of each class: ``kid`` pools the scored set against the references of
+its classes (the set holds each class equally often, so the two have one composition: realism, whatever the
+class), ``kid_class`` is the mean over classes of each class's images against that class's reference (realism *as
+that class*). ``real`` rows score real test images of the same classes (KID's floor, about 0).
 
     sdedit      the transformer at its default settings (DDIM, 10 steps, w = 2.5 at sigma 0.5..2) edits --n images
                 to another class (``TARGET``: T-shirt -> Pullover -> Coat -> Shirt -> T-shirt, Sandal -> Sneaker ->
                 Ankle boot -> Sandal, Trouser -> Dress -> Bag -> Trouser) at strengths 0.1, 0.2, ..., 1.0, each the
-                start of one level of its 10-step grid (its sigma recorded): KID against the target classes, the share
+                start of one level of its 10-step grid (its sigma recorded): KID for the target classes, the share
                 classified as the target and as the source class, and the RMSE to the input in [-1, 1]. Strength 0
                 is the inputs themselves.
     inpaint     the transformer (--n-inpaint) and the latent model (--n-latent, its default: DDIM 25 steps, eta = 1,
@@ -62,6 +63,7 @@ STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TARGET = {0: 2, 2: 4, 4: 6, 6: 0, 5: 7, 7: 9, 9: 5, 1: 3, 3: 8, 8: 1}      # a permutation moving every class
 RESAMPLE = (1, 2, 4)
 INVERT_STEPS = (5, 10, 20, 50, 100)
+REF_PER_CLASS = 1000
 
 
 def balanced(split: str, size: int, n: int, skip: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,22 +74,15 @@ def balanced(split: str, size: int, n: int, skip: int = 0) -> tuple[torch.Tensor
 
 
 class Judge:
-    """The first yardstick at one resolution, with class-matched training references."""
+    """The first yardstick at one resolution, with a reference of ``REF_PER_CLASS`` training images of each class."""
 
     def __init__(self, evaluator, size: int):
         self.ev, self.size = evaluator, size
-        self.train_x, self.train_y = load("train", size)
+        train_x, train_y = load("train", size)
         self.test_x, self.test_y = load("test", size)
-
-    def reference(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """(N, 128) features of one random training image per label, of that label's class, none twice."""
-        g = torch.Generator().manual_seed(seed)
-        idx = torch.empty(len(labels), dtype=torch.long)
-        for c in labels.unique().tolist():
-            where = (labels == c).nonzero()[:, 0]
-            pool = (self.train_y == c).nonzero()[:, 0]
-            idx[where] = pool[torch.randperm(len(pool), generator=g)[:len(where)]]
-        return self.ev.features(self.train_x[idx])
+        g = torch.Generator().manual_seed(0)
+        self.ref = {c: self.ev.features(train_x[(train_y == c).nonzero()[:, 0][torch.randperm(
+                    int((train_y == c).sum()), generator=g)[:REF_PER_CLASS]]]) for c in range(len(CLASSES))}
 
     def real(self, labels: torch.Tensor, skip: int) -> torch.Tensor:
         """Real test images of ``labels``' classes in its composition, the first ``skip`` of each class left out."""
@@ -98,13 +93,25 @@ class Judge:
         return self.test_x[idx]
 
     @torch.no_grad()
-    def score(self, images: torch.Tensor, labels: torch.Tensor, reference: torch.Tensor) -> dict:
-        """KID x 10^3 (+- spread) against ``reference`` features, accuracy on ``labels``, mean top probability."""
-        mean, std = kid(self.ev.features(images), reference, generator=torch.Generator().manual_seed(0))
+    def score(self, images: torch.Tensor, labels: torch.Tensor) -> dict:
+        """KID x 10^3 (+- spread over subsets) of the whole set against the references of its classes (its labels
+        must hold each class equally often: the reference then has the set's composition), and ``kid_class``: the
+        mean over classes of each class's images against that class's reference; the share classified as
+        ``labels``; the classifier's mean top probability."""
+        counts = labels.bincount(minlength=len(CLASSES))
+        classes = counts.nonzero()[:, 0].tolist()
+        if len(set(counts[classes].tolist())) != 1:
+            raise ValueError(f"the labels must hold each of their classes equally often, got {counts.tolist()}")
+        g = lambda: torch.Generator().manual_seed(0)                                        # noqa: E731
+        f = self.ev.features(images)                                                         # (N, 128)
+        pooled, pooled_std = kid(f, torch.cat([self.ref[c] for c in classes]), generator=g())
+        per_class = [kid(f[labels == c], self.ref[c], generator=g()) for c in classes]
         with torch.autocast("cpu", enabled=False):
             p = F.softmax(self.ev.classifier(self.ev.classifier.prepare(images.float())), dim=1)   # (N, 10)
-        return {"kid": 1e3 * mean, "kid_std": 1e3 * std, "acc": float((p.argmax(1) == labels).float().mean()),
-                "confidence": float(p.max(1).values.mean())}
+        return {"kid": 1e3 * pooled, "kid_std": 1e3 * pooled_std,
+                "kid_class": 1e3 * sum(m for m, _ in per_class) / len(classes),
+                "kid_class_std": 1e3 * sum(sd for _, sd in per_class) / len(classes),
+                "acc": float((p.argmax(1) == labels).float().mean()), "confidence": float(p.max(1).values.mean())}
 
 
 def rmse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -123,12 +130,11 @@ def emit(record: dict, section: str, point: dict, out: Path) -> None:
 def sdedit_points(model, judge: Judge, n: int, record: dict, out: Path) -> torch.Tensor:
     x, y = balanced("test", 16, n)
     target = torch.tensor([TARGET[int(c)] for c in y])
-    reference = judge.reference(target)
     settings = model.sampling
     grid = editing.levels(model, settings.steps)
-    floor = judge.score(judge.real(target, skip=n // 10), target, reference)
+    floor = judge.score(judge.real(target, skip=n // 10), target)
     record["sdedit_real"] = {**floor, "n": n}
-    before = judge.score(x, target, reference)
+    before = judge.score(x, target)
     emit(record, "sdedit", {"strength": 0.0, "sigma0": 0.0, "start_index": settings.steps, "n": n, **before,
                             "source_acc": float((judge.ev.predict(x) == y).float().mean()), "rmse": 0.0,
                             "calls": 0, "seconds": 0.0}, out)
@@ -138,7 +144,7 @@ def sdedit_points(model, judge: Judge, n: int, record: dict, out: Path) -> torch
         edits = editing.sdedit(model, x, target, settings, s, seed=0)                    # (n, 1, 16, 16)
         i = editing.start_index(settings.steps, s)
         calls = sum(settings.calls_at(level.sigma) for level in grid[i:-1])
-        point = {"strength": s, "sigma0": grid[i].sigma, "start_index": i, "n": n, **judge.score(edits, target, reference),
+        point = {"strength": s, "sigma0": grid[i].sigma, "start_index": i, "n": n, **judge.score(edits, target),
                  "source_acc": float((judge.ev.predict(edits) == y).float().mean()), "rmse": rmse(edits, x),
                  "calls": calls, "seconds": round(time.time() - start, 1)}
         emit(record, "sdedit", point, out)
@@ -170,9 +176,8 @@ def seam(images: torch.Tensor, mask: torch.Tensor) -> float:
 def inpaint_points(name: str, model, judge: Judge, n: int, record: dict, out: Path) -> torch.Tensor:
     size = model.image_size
     x, y = balanced("test", size, n)
-    reference = judge.reference(y)
     settings = model.sampling
-    floor = judge.score(x, y, reference)
+    floor = judge.score(x, y)
     examples = []
     for mask_name, mask in masks(size).items():
         emit(record, "inpaint", {"model": name, "mask": mask_name, "resample": 0, "n": n, **floor,
@@ -183,7 +188,7 @@ def inpaint_points(name: str, model, judge: Judge, n: int, record: dict, out: Pa
             start = time.time()
             filled = editing.inpaint(model, x, mask, y, settings, resample=r, seed=0)    # (n, 1, size, size)
             keep = mask.expand_as(x).bool()
-            point = {"model": name, "mask": mask_name, "resample": r, "n": n, **judge.score(filled, y, reference),
+            point = {"model": name, "mask": mask_name, "resample": r, "n": n, **judge.score(filled, y),
                      "seam": seam(filled, mask), "calls": editing.inpainting_calls(model, settings, r),
                      "known_max_error": float((filled - x).abs()[keep].max()),
                      "filled_rmse": float((filled - x)[~keep].pow(2).mean().sqrt()),
@@ -199,7 +204,7 @@ def invert_points(models: dict, n: int, steps: tuple, record: dict, out: Path) -
         x, y = balanced("test", model.image_size, n)
         if getattr(model, "vae", None) is not None:
             record["vae_floor_rmse"] = rmse(model.decode(model.vae.encode(x)), x)
-        runs = [(w, k) for k in ((10,) if name == "transformer" else steps)
+        runs = [(w, k) for k in ((10,) if name == "transformer" else steps[:4] if name == "flow" else steps)
                 for w in ((1.0, model.sampling.guidance) if name == "transformer" else (1.0,))]
         for w, k in runs:
             settings = model.sampling.replace(steps=k, guidance=w)
@@ -216,7 +221,6 @@ def invert_points(models: dict, n: int, steps: tuple, record: dict, out: Path) -
 def interpolate_points(model, judge: Judge, n_pairs: int, record: dict, out: Path) -> torch.Tensor:
     a, y = balanced("test", 16, n_pairs)
     b, _ = balanced("test", 16, n_pairs, skip=n_pairs // 10)
-    reference = judge.reference(y)
     settings = model.sampling.replace(guidance=1.0)
     start = time.time()
     za, zb = editing.invert(model, a, y, settings), editing.invert(model, b, y, settings)
@@ -226,7 +230,7 @@ def interpolate_points(model, judge: Judge, n_pairs: int, record: dict, out: Pat
             "real images (floor)": judge.real(y, skip=2 * (n_pairs // 10))}
     seconds = round(time.time() - start, 1)
     for how, images in mids.items():
-        emit(record, "interpolate", {"how": how, "n_pairs": n_pairs, **judge.score(images, y, reference),
+        emit(record, "interpolate", {"how": how, "n_pairs": n_pairs, **judge.score(images, y),
                                      "seconds": seconds}, out)
     record["interpolate_noise_norm_ratio"] = float(((za + zb) / 2).flatten(1).norm(dim=1).mean()
                                                    / za.flatten(1).norm(dim=1).mean())
@@ -267,12 +271,15 @@ def figures(record: dict, sd_examples, inpaint_examples, interp_examples, folder
     fig = plt.figure(figsize=(10, 3.6))
     ax1, ax2, ax3 = fig.add_axes([0.07, 0.14, 0.25, 0.72]), fig.add_axes([0.37, 0.14, 0.18, 0.72]), \
         fig.add_axes([0.63, 0.02, 0.36, 0.9])
-    ax1.plot([q["rmse"] for q in pts], [q["kid"] for q in pts], "o-", color="C0")
+    ax1.plot([q["rmse"] for q in pts], [q["kid_class"] for q in pts], "o-", color="C0", label="as the target class")
+    ax1.plot([q["rmse"] for q in pts], [q["kid"] for q in pts], "^:", color="C2", label="pooled: any class")
     for q in pts:
-        ax1.annotate(f"{q['sigma0']:.2g}", (q["rmse"], q["kid"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax1.axhline(record["sdedit_real"]["kid"], color="grey", lw=0.8, ls="--")
-    ax1.set_xlabel("RMSE to the input (faithfulness; lower: closer)")
-    ax1.set_ylabel("KID x 1e3 vs target class (lower: more real)")
+        ax1.annotate(f"{q['sigma0']:.2g}", (q["rmse"], q["kid_class"]), fontsize=7, xytext=(3, 3),
+                     textcoords="offset points")
+    ax1.axhline(record["sdedit_real"]["kid_class"], color="grey", lw=0.8, ls="--")
+    ax1.set_xlabel("RMSE to the input (lower: more faithful)")
+    ax1.set_ylabel("KID x 1e3 (lower: more real)")
+    ax1.legend(fontsize=7)
     ax1.set_title(f"SDEdit, transformer, n = {pts[0]['n']}\n(labels: start sigma; dashed: real images)", fontsize=8)
     s = [q["strength"] for q in pts]
     ax2.plot(s, [q["acc"] for q in pts], "o-", label="classified as target")
@@ -353,19 +360,19 @@ def target_rows(rows: int) -> list[int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=1000, help="SDEdit inputs (a multiple of 10)")
-    p.add_argument("--n-inpaint", type=int, default=300, help="the transformer's inpainting inputs per mask")
-    p.add_argument("--n-latent", type=int, default=200, help="the latent model's inpainting inputs per mask (0: none)")
-    p.add_argument("--n-invert", type=int, default=100)
-    p.add_argument("--n-pairs", type=int, default=200)
+    p.add_argument("--n", type=int, default=300, help="SDEdit inputs (a multiple of 10)")
+    p.add_argument("--n-inpaint", type=int, default=60, help="the transformer's inpainting inputs per mask")
+    p.add_argument("--n-latent", type=int, default=60, help="the latent model's inpainting inputs per mask (0: none)")
+    p.add_argument("--n-invert", type=int, default=50)
+    p.add_argument("--n-pairs", type=int, default=100)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="10 images each, inversion at 5 and 10 steps, for a test; figures beside --out")
+    p.add_argument("--quick", action="store_true", help="20 images each, inversion at 5 and 10 steps, for a test; figures beside --out")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "records" / "editing.json")
     p.add_argument("--figures", type=Path, default=None, help="default: benchmarks/figures (--quick: beside --out)")
     a = p.parse_args()
     steps = INVERT_STEPS
     if a.quick:
-        a.n = a.n_inpaint = a.n_latent = a.n_invert = a.n_pairs = 10
+        a.n = a.n_inpaint = a.n_latent = a.n_invert = a.n_pairs = 20                 # 2 a class: a KID each
         steps = INVERT_STEPS[:2]
     figures_dir = a.figures or (a.out.parent if a.quick else ROOT / "benchmarks" / "figures")
     torch.set_num_threads(a.threads)
@@ -395,11 +402,13 @@ def main() -> None:
                          for q in figures(record, sd, inp, ip, figures_dir)]
     save_json(a.out, record)
 
-    print(f"\nSDEdit (transformer, n = {a.n}): KID x1e3 vs the target classes (real: {record['sdedit_real']['kid']:.1f})")
-    print(f"{'s':>4} {'sigma0':>7} {'calls':>5} {'KID':>14} {'acc(target)':>11} {'acc(source)':>11} {'RMSE':>6}")
+    print(f"\nSDEdit (transformer, n = {a.n}): KID x1e3 as the target class and pooled "
+          f"(real: {record['sdedit_real']['kid_class']:.1f}, {record['sdedit_real']['kid']:.1f})")
+    print(f"{'s':>4} {'sigma0':>7} {'calls':>5} {'KID class':>15} {'KID pooled':>15} {'acc(target)':>11} "
+          f"{'acc(source)':>11} {'RMSE':>6}")
     for q in record["sdedit"]:
-        print(f"{q['strength']:4.1f} {q['sigma0']:7.3f} {q['calls']:5d} {q['kid']:7.1f} +- {q['kid_std']:4.1f} "
-              f"{q['acc']:11.3f} {q['source_acc']:11.3f} {q['rmse']:6.3f}")
+        print(f"{q['strength']:4.1f} {q['sigma0']:7.3f} {q['calls']:5d} {q['kid_class']:7.1f} +- {q['kid_class_std']:5.1f} "
+              f"{q['kid']:7.1f} +- {q['kid_std']:5.1f} {q['acc']:11.3f} {q['source_acc']:11.3f} {q['rmse']:6.3f}")
     print(f"\n{'model':12} {'mask':11} {'r':>2} {'calls':>5} {'KID':>14} {'acc':>6} {'seam':>6} {'known err':>9}")
     for q in record["inpaint"]:
         print(f"{q['model']:12} {q['mask']:11} {q['resample']:2d} {q['calls']:5d} {q['kid']:7.1f} +- "
@@ -407,9 +416,10 @@ def main() -> None:
     print(f"\n{'model':12} {'w':>4} {'steps':>5} {'calls':>5} {'RMSE':>7} {'noise std':>9}")
     for q in record["invert"]:
         print(f"{q['model']:12} {q['guidance']:4g} {q['steps']:5d} {q['calls']:5d} {q['rmse']:7.4f} {q['noise_std']:9.3f}")
-    print(f"\n{'midpoint':34} {'KID':>14} {'acc':>6} {'confidence':>10}")
+    print(f"\n{'midpoint':34} {'KID class':>15} {'KID pooled':>15} {'acc':>6} {'confidence':>10}")
     for q in record["interpolate"]:
-        print(f"{q['how']:34} {q['kid']:7.1f} +- {q['kid_std']:4.1f} {q['acc']:6.3f} {q['confidence']:10.3f}")
+        print(f"{q['how']:34} {q['kid_class']:7.1f} +- {q['kid_class_std']:5.1f} {q['kid']:7.1f} +- {q['kid_std']:5.1f} "
+              f"{q['acc']:6.3f} {q['confidence']:10.3f}")
     print(f"\nwall time {record['wall_time_s']} s; figures: {', '.join(record['figures'])}")
 
 
