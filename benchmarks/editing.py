@@ -1,6 +1,6 @@
 """Editing real images with the bundled generators (part 5, issue 28): SDEdit, inpainting, inversion.
 
-    python benchmarks/editing.py [--n 300] [--n-inpaint 60] [--n-latent 60] [--n-invert 50] [--n-pairs 100]
+    python benchmarks/editing.py [--n 1000] [--n-inpaint 100] [--n-latent 100] [--n-invert 50] [--n-pairs 200]
                                  [--threads 1] [--quick] [--out benchmarks/records/editing.json]
                                  [--figures benchmarks/figures]
 
@@ -360,11 +360,11 @@ def target_rows(rows: int) -> list[int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=300, help="SDEdit inputs (a multiple of 10)")
-    p.add_argument("--n-inpaint", type=int, default=60, help="the transformer's inpainting inputs per mask")
-    p.add_argument("--n-latent", type=int, default=60, help="the latent model's inpainting inputs per mask (0: none)")
+    p.add_argument("--n", type=int, default=1000, help="SDEdit inputs (a multiple of 10)")
+    p.add_argument("--n-inpaint", type=int, default=100, help="the transformer's inpainting inputs per mask")
+    p.add_argument("--n-latent", type=int, default=100, help="the latent model's inpainting inputs per mask (0: none)")
     p.add_argument("--n-invert", type=int, default=50)
-    p.add_argument("--n-pairs", type=int, default=100)
+    p.add_argument("--n-pairs", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="20 images each, inversion at 5 and 10 steps, for a test; figures beside --out")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "records" / "editing.json")
