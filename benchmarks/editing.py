@@ -269,7 +269,7 @@ def figures(record: dict, sd_examples, inpaint_examples, interp_examples, folder
 
     pts = record["sdedit"]
     fig = plt.figure(figsize=(10, 3.6))
-    ax1, ax2, ax3 = fig.add_axes([0.07, 0.14, 0.25, 0.72]), fig.add_axes([0.37, 0.14, 0.18, 0.72]), \
+    ax1, ax2, ax3 = fig.add_axes([0.085, 0.14, 0.235, 0.72]), fig.add_axes([0.37, 0.14, 0.18, 0.72]), \
         fig.add_axes([0.63, 0.02, 0.36, 0.9])
     ax1.plot([q["rmse"] for q in pts], [q["kid_class"] for q in pts], "o-", color="C0", label="as the target class")
     ax1.plot([q["rmse"] for q in pts], [q["kid"] for q in pts], "^:", color="C2", label="pooled: any class")
@@ -278,7 +278,8 @@ def figures(record: dict, sd_examples, inpaint_examples, interp_examples, folder
                      textcoords="offset points")
     ax1.axhline(record["sdedit_real"]["kid_class"], color="grey", lw=0.8, ls="--")
     ax1.set_xlabel("RMSE to the input (lower: more faithful)")
-    ax1.set_ylabel("KID x 1e3 (lower: more real)")
+    ax1.set_yscale("symlog", linthresh=100)
+    ax1.set_ylabel("KID x 1e3 (lower: more real; log above 100)", fontsize=8)
     ax1.legend(fontsize=7)
     ax1.set_title(f"SDEdit, transformer, n = {pts[0]['n']}\n(labels: start sigma; dashed: real images)", fontsize=8)
     s = [q["strength"] for q in pts]
@@ -297,8 +298,8 @@ def figures(record: dict, sd_examples, inpaint_examples, interp_examples, folder
 
     rows = record["inpaint"]
     fig = plt.figure(figsize=(10, 5.4))
-    axk, axs, axi = fig.add_axes([0.07, 0.45, 0.25, 0.48]), fig.add_axes([0.4, 0.45, 0.25, 0.48]), \
-        fig.add_axes([0.03, 0.01, 0.94, 0.33])
+    axk, axs, axi = fig.add_axes([0.08, 0.52, 0.25, 0.42]), fig.add_axes([0.41, 0.52, 0.25, 0.42]), \
+        fig.add_axes([0.03, 0.0, 0.94, 0.32])
     for mi, mask_name in enumerate(masks(16)):
         for mk, (model, style) in enumerate((("transformer", "o-"), ("latent", "s--"))):
             qs = [q for q in rows if q["model"] == model and q["mask"] == mask_name and q["resample"] > 0]
