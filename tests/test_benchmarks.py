@@ -191,3 +191,60 @@ def test_classifier_guidance_record_holds_every_point_with_its_calls_counted_as_
         settings = model.sampling.replace(steps=p["steps"], eta=0.0, guidance=p["guidance"], guidance_interval=None)
         assert p["network_calls"] == network_calls(model, settings)
         assert p["classifier_gradients"] == (p["steps"] if p["classifier_scale"] else 0)
+
+def _check_editing_record(rec: dict) -> None:
+    """What holds of any run of benchmarks/editing.py, whatever its n: the points its sections promise, each at the
+    stated n; SDEdit's start level noisier and the edit further from its input as the strength grows; the known
+    pixels of an inpainting exactly the input's, at r network calls a step but the last (replace: as many as a
+    whole run of the sampler); inversion closer to the input at its most steps than at its fewest."""
+    n = rec["n"]
+    sd = rec["sdedit"]
+    assert [q["strength"] for q in sd] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert all(q["n"] == n["sdedit"] for q in sd) and rec["sdedit_real"]["n"] == n["sdedit"]
+    edits = sd[1:]
+    assert [q["start_index"] for q in edits] == list(range(9, -1, -1))
+    assert all(a["sigma0"] < b["sigma0"] for a, b in zip(edits, edits[1:]))
+    assert sd[0]["rmse"] == 0 and all(a["rmse"] < b["rmse"] for a, b in zip(sd, sd[1:]))
+    assert all(a["calls"] < b["calls"] for a, b in zip(sd, sd[1:])) and sd[-1]["calls"] == 15
+    for model, size in (("transformer", n["inpaint"]), ("latent", n["inpaint_latent"])):
+        rows = [q for q in rec["inpaint"] if q["model"] == model]
+        assert {(q["mask"], q["resample"]) for q in rows} == {(m, r) for m in ("left half", "top half", "centre box")
+                                                              for r in (0, 1, 2, 4)}
+        assert all(q["n"] == size and q["known_max_error"] == 0 for q in rows)
+    for model, mask in {(q["model"], q["mask"]) for q in rec["inpaint"]}:
+        calls = {q["resample"]: q["calls"] for q in rec["inpaint"] if (q["model"], q["mask"]) == (model, mask)}
+        # every step but the last r times over; the last, to sigma = 0, once (twice where guided)
+        assert any(all(calls[r] - last == r * (calls[1] - last) for r in (2, 4)) for last in (1, 2)), calls
+    assert {q["calls"] for q in rec["inpaint"] if q["model"] == "transformer" and q["resample"] == 1} == {sd[-1]["calls"]}
+    for model in ("flow", "latent"):
+        curve = [q for q in rec["invert"] if q["model"] == model and q["guidance"] == 1.0]
+        assert [q["steps"] for q in curve] == sorted(q["steps"] for q in curve) and len(curve) >= 2
+        assert curve[-1]["rmse"] < curve[0]["rmse"] and all(q["n"] == n["invert"] for q in curve)
+    assert [q["model"] for q in rec["invert"]].count("transformer") == 2
+    assert {q["how"] for q in rec["interpolate"]} == {"slerp of inverted noises", "straight line of inverted noises",
+                                                      "pixel average", "real images (floor)"}
+    assert all(q["n_pairs"] == n["interpolate_pairs"] for q in rec["interpolate"])
+    assert 0.5 < rec["interpolate_noise_norm_ratio"] < 1                 # a straight line's midpoint is shorter
+    assert rec["git_commit"] and rec["hardware"]["cores"] and rec["wall_time_s"] > 0
+
+
+@needs_data
+def test_editing_quick_writes_a_record_of_every_section_and_its_figures(tmp_path):
+    records, summary = run("editing.py", "--quick", "--out", str(tmp_path / "editing.json"))
+    rec = json.loads((tmp_path / "editing.json").read_text())
+    assert rec["quick"] and rec["n"]["sdedit"] == 20
+    _check_editing_record(rec)
+    assert len(records) == len(rec["sdedit"]) + len(rec["inpaint"]) + len(rec["invert"]) + len(rec["interpolate"])
+    assert all((tmp_path / f"editing_{name}.png").stat().st_size > 10_000 for name in ("sdedit", "inpaint", "inversion"))
+    assert "SDEdit" in summary and "wall time" in summary
+
+
+def test_the_editing_record_holds_the_stated_n_and_curves_the_maths_orders():
+    rec = json.loads((BENCH / "records" / "editing.json").read_text())
+    assert not rec["quick"] and rec["n"]["sdedit"] >= 1000
+    _check_editing_record(rec)
+    curve = [q for q in rec["invert"] if q["model"] == "flow"]
+    assert [q["rmse"] for q in curve] == sorted((q["rmse"] for q in curve), reverse=True)   # more steps, less error
+    for name in rec["figures"]:
+        path = BENCH.parent / name
+        assert 10_000 < path.stat().st_size < 110_000, name
