@@ -192,6 +192,7 @@ def test_classifier_guidance_record_holds_every_point_with_its_calls_counted_as_
         assert p["network_calls"] == network_calls(model, settings)
         assert p["classifier_gradients"] == (p["steps"] if p["classifier_scale"] else 0)
 
+
 def _check_editing_record(rec: dict) -> None:
     """What holds of any run of benchmarks/editing.py, whatever its n: the points its sections promise, each at the
     stated n; SDEdit's start level noisier and the edit further from its input as the strength grows; the known
