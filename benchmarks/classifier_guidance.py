@@ -13,7 +13,9 @@ reference features computed once):
     cfg at 5 steps, to compare at the 10 calls of the transformer that classifier guidance makes
 
 Writes the record (command, commit, hardware, each point's settings, calls, seconds and scores) to --out after every
-point and prints a table.
+point and prints a table. ``--figure`` samples nothing new to score: it draws the record's trade-off beside ten
+samples per setting (the unconditional model guided at s = 0, 1, 3; classifier-free guidance at w = 1.5) into
+benchmarks/figures/classifier_guidance.png.
 """
 
 from __future__ import annotations
@@ -45,14 +47,46 @@ POINTS = (*(("cfg", 10, w, 0.0) for w in (1.0, 1.5, 2.0, 3.0, 4.0)),
           ("cfg", 5, 2.0, 0.0))
 
 
+def figure(record: dict, model, clf, path: Path) -> None:
+    """The record's KID against accuracy for each method, and ten samples (classes 0..9, seed 0) per setting."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from fashiondiff.plotting import _img
+    fig = plt.figure(figsize=(11, 3.6))
+    ax = fig.add_axes([0.06, 0.15, 0.3, 0.75])
+    for method, marker in (("cfg", "o-"), ("cg-uncond", "s-"), ("cg-cond", "^-")):
+        ps = [p for p in record["points"] if p["method"] == method and p["steps"] == 10]
+        ax.plot([p["cond_acc"] for p in ps], [p["kid"] for p in ps], marker, label=method)
+    ax.set(xlabel="accuracy (yardstick)", ylabel="KID x 1e3", title=f"10 DDIM steps, n = {record['n']:,}")
+    ax.legend()
+    labels, uncond = torch.arange(10), model.sampling.replace(eta=0.0, guidance=0.0, guidance_interval=None)
+    rows = {f"s={s:g}": editing.classifier_sample(model, clf, labels, uncond, s, seed=0) for s in (0, 1, 3)}
+    rows["w=1.5"] = generate(model, labels, uncond.replace(guidance=1.5), seed=0)
+    for r, (name, images) in enumerate(rows.items()):
+        for c in range(10):
+            a = fig.add_axes([0.42 + c * 0.057, 0.7 - r * 0.21, 0.052, 0.19])
+            a.imshow(_img(images[c]), cmap="gray", vmin=0, vmax=1); a.set_xticks([]); a.set_yticks([])
+            if c == 0:
+                a.set_ylabel(name, fontsize=8)
+    fig.text(0.7, 0.93, "unconditional + classifier guidance s (rows 1-3), classifier-free w (row 4); "
+             "column k: class k", ha="center", fontsize=9)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "records" / "classifier_guidance.json")
+    p.add_argument("--figure", action="store_true", help="draw the record in --out and samples; score nothing")
     a = p.parse_args()
     torch.manual_seed(0)
     model = load_model("transformer", device="cpu")
     clf = load_module(NoisyClassifier, bundled("noisy-classifier"), "noisy-classifier").eval()
+    if a.figure:
+        figure(json.loads(a.out.read_text()), model, clf, ROOT / "benchmarks" / "figures" / "classifier_guidance.png")
+        return
     record = {"script": "python benchmarks/classifier_guidance.py " + " ".join(sys.argv[1:]),
               "git_commit": git_commit(), "hardware": hardware("cpu"), "model": "transformer", "n": a.n, "seed": 0,
               "precision": "fp32", "points": []}
