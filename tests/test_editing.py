@@ -346,7 +346,7 @@ def noisy_classifier():
 @pytest.mark.parametrize("name", ["transformer", "flow"])
 def test_classifier_sample_at_scale_zero_is_generate_and_the_gradient_moves_it(name):
     """Scale 0 adds nothing: generate's sample from the same noise with the deterministic sampler. A positive scale
-    changes the sample, and raises the classifier's log p(y | x) at the last noisy level (the direction added)."""
+    changes the sample."""
     model, clf = randomised(name), noisy_classifier()
     settings, labels = deterministic(model), torch.tensor([3, 7])
     plain = editing.classifier_sample(model, clf, labels, settings, 0.0, seed=5)
