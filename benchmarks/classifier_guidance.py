@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from fashiondiff import editing  # noqa: E402
 from fashiondiff.checkpoint import save_json  # noqa: E402
 from fashiondiff.classifier import NoisyClassifier  # noqa: E402
-from fashiondiff.generation import generate  # noqa: E402
+from fashiondiff.generation import generate, network_calls  # noqa: E402
 from fashiondiff.pipelines import bundled, load_model, load_module, yardsticks  # noqa: E402
 from fashiondiff.provenance import git_commit, hardware  # noqa: E402
 from fashiondiff.reports import evaluators, score_images  # noqa: E402
@@ -102,7 +102,7 @@ def main() -> None:
         seconds = time.time() - start
         s = score_images(images, labels, first, second)
         point = {"method": method, "steps": steps, "guidance": w, "classifier_scale": scale,
-                 "network_calls": steps * (1 if w in (0.0, 1.0) else 2), "classifier_gradients": steps if scale else 0,
+                 "network_calls": network_calls(model, settings), "classifier_gradients": steps if scale else 0,
                  "sample_seconds": round(seconds, 1), **{k: s[k] for k in KEEP},
                  "second": {k: s["second"][k] for k in KEEP}}
         record["points"].append(point)

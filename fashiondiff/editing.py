@@ -292,17 +292,24 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 CLASSIFIER_LOG_SIGMA = (math.log(0.05), math.log(250.0))     # the levels the noise-aware classifier trains at
 
 
-def noisy_classifier_loss(classifier, x0: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
-                          label_smoothing: float = 0.0) -> torch.Tensor:
+def vp_noised(x0: torch.Tensor, sigma, eps: torch.Tensor) -> torch.Tensor:
+    """x0 (N, ...) noised to sigma (a number, or (N,) one per example) on the variance-preserving scale that
+    ``classifier.NoisyClassifier`` reads: (x0 + sigma eps) / sqrt(1 + sigma^2), x0's shape."""
+    if isinstance(sigma, torch.Tensor):
+        sigma = sigma.reshape(-1, *[1] * (x0.ndim - 1))                                # (N, 1, ...)
+        return (x0 + sigma * eps) / (1 + sigma * sigma).sqrt()
+    return (x0 + sigma * eps) / math.sqrt(1 + sigma ** 2)
+
+
+def noisy_classifier_loss(classifier, x0: torch.Tensor, labels: torch.Tensor,
+                          generator: torch.Generator) -> torch.Tensor:
     """Cross-entropy of ``classifier(x, sigma)`` (``classifier.NoisyClassifier``) on x0 (N, 1, S, S) noised to
-    log sigma ~ U(``CLASSIFIER_LOG_SIGMA``): x = (x0 + sigma eps) / sqrt(1 + sigma^2), (N, 1, S, S)."""
+    log sigma ~ U(``CLASSIFIER_LOG_SIGMA``) with fresh noise (``vp_noised``)."""
     lo, hi = CLASSIFIER_LOG_SIGMA
     u = torch.rand(len(x0), generator=generator).to(x0.device)                         # (N,)
     sigma = (lo + (hi - lo) * u).exp()                                                 # (N,)
     eps = torch.randn(x0.shape, generator=generator).to(x0.device)                     # (N, 1, S, S)
-    s = sigma[:, None, None, None]
-    x = (x0 + s * eps) / (1 + s * s).sqrt()                                           # (N, 1, S, S)
-    return F.cross_entropy(classifier(x, sigma), labels)
+    return F.cross_entropy(classifier(vp_noised(x0, sigma, eps), sigma), labels)
 
 
 NOISY_ACCURACY_SIGMAS = (0.1, 0.3, 1.0, 2.0, 4.0, 10.0)   # where a noise-aware classifier's record reads its accuracy
@@ -318,7 +325,7 @@ def noisy_accuracy(classifier, x0: torch.Tensor, labels: torch.Tensor, sigmas=NO
         gen, right = torch.Generator().manual_seed(seed), 0
         for i in range(0, len(x0), batch_size):
             xb, yb = x0[i:i + batch_size], labels[i:i + batch_size]                     # (B, 1, S, S), (B,)
-            x = (xb + sigma * torch.randn(xb.shape, generator=gen)) / math.sqrt(1 + sigma ** 2)
+            x = vp_noised(xb, sigma, torch.randn(xb.shape, generator=gen))             # (B, 1, S, S)
             logits = classifier(x, torch.full((len(x),), float(sigma)))                 # (B, K)
             right += (logits.argmax(1) == yb).sum().item()
         out[str(sigma)] = right / len(x0)
