@@ -11,12 +11,16 @@ What it makes (every link relative, so the folder opens from disk or from any st
                                     the package modules it imports
     notebooks/NN_topic.ipynb        a copy of each notebook (the "notebook file" link)
     fashiondiff/X.py(.html)         a copy of each package module a notebook imports, and its highlighted source page
-    _images/, _static/              figures extracted from the outputs; the style sheets
+    _images/, _static/              figures extracted from the outputs; the style sheets and scripts
+    _live/                          the live widgets' models, constants and onnxruntime-web (docs/live.py)
 
 How: nbconvert renders the cells (its "lab" cell markup, our own page template and CSS in docs/templates and
 docs/static). Maths is turned into MathML here, at build time, by latex2mathml, and browsers draw MathML themselves, so
-the site needs no MathJax, no CDN and no JavaScript at all. Widgets cannot run without a kernel: each is drawn from the
-widget state stored in the notebook (images, labels, the controls' values) with a note on how to run it live.
+the site needs no MathJax and no CDN. Each widget is drawn from the widget state stored in the notebook (images, labels,
+the controls' values). A widget marked live (``fashiondiff.widgets.live_class``) also gets a live copy: docs/live.py
+exports the bundled models to ONNX with their constants into _live/, and static/live.js samples them in the page with
+onnxruntime-web, when the site is served over http (read from disk, the still stays). Without onnxruntime-web
+installed (``npm ci --prefix docs``, once) the build says so and every widget is a still.
 """
 from __future__ import annotations
 
@@ -51,6 +55,17 @@ DOCS = ROOT / "docs"
 NOTEBOOK_NAME = re.compile(r"(\d\d)_([a-z0-9_]+)\.ipynb")
 MARKER = ".fashiondiff-site"                                       # marks a folder this script may wipe and rebuild
 RUN_LIVE = "jupyter lab notebooks/"
+
+
+def live_marks(cls: str) -> tuple[str, str] | None:
+    """A widget's CSS class -> (kind, bundled name or "") for the classes ``fashiondiff.widgets.live_class`` sets:
+    "live-noise", "live-sample-NAME", "live-interpolate-NAME"."""
+    for kind in ("noise", "sample", "interpolate"):
+        if cls == f"live-{kind}":
+            return kind, ""
+        if cls.startswith(f"live-{kind}-"):
+            return kind, cls.removeprefix(f"live-{kind}-")
+    return None
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 SOLUTION_LABEL = "Solution (collapsed: click to open)"                # the <summary> of each folded solution cell
@@ -165,6 +180,27 @@ def _styled(char: str, style: str) -> str | None:
     return None
 
 
+def widget_mark(model: dict) -> tuple[str, str] | None:
+    """The live mark of one widget model of a notebook's saved state (its first live-* CSS class), else None."""
+    return next((m for m in map(live_marks, model.get("state", {}).get("_dom_classes", [])) if m), None)
+
+
+def export_live(out: Path, wanted: set) -> frozenset:
+    """Export what the live widgets ``wanted`` need into out/_live (docs/live.py); the marks it exported. Without
+    onnxruntime-web installed, say what to run and leave every widget a still."""
+    if not wanted:
+        return frozenset()
+    import live                                                   # docs/live.py: imports torch and the package
+    reason = live.missing()
+    if reason:
+        print(f"docs/build: live widgets left as stills: {reason}", file=sys.stderr)
+        return frozenset()
+    started = time.time()
+    live.export(out, wanted)
+    print(f"docs/build: {len(wanted)} live widgets exported in {time.time() - started:.1f} s")
+    return frozenset(wanted)
+
+
 def _fix_variants(mathml: str) -> str:
     """Chromium draws MathML Core, which ignores mathvariant other than "normal": write \\mathcal N as the character
     U+1D4A9 itself (and likewise bold, fraktur, double-struck ...), which every browser shows."""
@@ -251,9 +287,10 @@ class WidgetStill:
     """Draws a widget from the state a notebook stores (metadata.widgets): boxes, images, labels, the output widget's
     stored outputs, and each control as a disabled form element showing its stored value."""
 
-    def __init__(self, state: dict, save_image):
+    def __init__(self, state: dict, save_image, live: set | frozenset = frozenset()):
         self.models = state.get("state", {})
         self.save_image = save_image                              # (bytes, extension) -> relative URL
+        self.live = live                                          # the live marks exported (docs/live.py)
 
     def __call__(self, output) -> str:
         model_id = output.get("data", {}).get(WIDGET_VIEW, {}).get("model_id")
@@ -263,7 +300,32 @@ class WidgetStill:
         else:
             inner = ""
             what = "An interactive widget was here; its state was not saved with the notebook."
-        return f'<figure class="widget-still">{inner}<figcaption class="widget-note">{what}</figcaption></figure>'
+        still = f'<figure class="widget-still">{inner}<figcaption class="widget-note">{what}</figcaption></figure>'
+        mark = self.mark(model_id)
+        if mark not in self.live:
+            return still
+        initial = html.escape(json.dumps(self.initial(model_id)))
+        return (f'<div class="live-widget" data-live="{mark[0]}" data-model="{html.escape(mark[1])}" '
+                f'data-initial="{initial}">{still}</div>')
+
+    def mark(self, model_id) -> tuple[str, str] | None:
+        """(kind, name) from the widget's live-* CSS class (``fashiondiff.widgets.live_class``), else None."""
+        return widget_mark(self.models.get(model_id, {}))
+
+    def initial(self, model_id: str, depth: int = 0) -> dict:
+        """The controls' saved values, by description: a slider's number, a menu's label."""
+        model = self.models.get(model_id, {})
+        s, found = model.get("state", {}), {}
+        children = s.get("children", [])
+        for c in children if isinstance(children, list) and depth < 20 else []:
+            found.update(self.initial(c.removeprefix("IPY_MODEL_"), depth + 1))
+        if s.get("description"):
+            if "_options_labels" in s:                              # no index: nothing picked (value None)
+                index = s.get("index")
+                found[s["description"]] = s["_options_labels"][index] if isinstance(index, int) else None
+            elif isinstance(s.get("value"), (int, float)) and not isinstance(s.get("value"), bool):
+                found[s["description"]] = s["value"]
+        return found
 
     def draw(self, model_id: str, depth: int = 0) -> str:
         model = self.models.get(model_id)
@@ -856,6 +918,12 @@ def build(out: Path) -> int:
     (out / "index.html").write_text(page, encoding="utf-8")
     index += search_sections(BeautifulSoup(page, "html.parser").find("article"), "index.html", "Start here")
 
+    # the live widgets: the bundled models and constants they need, exported for the reader's browser
+    wanted = {m for nb in notebooks
+              for m in map(widget_mark, contents[nb.path].metadata.get("widgets", {}).get(WIDGET_STATE, {})
+                           .get("state", {}).values()) if m}
+    live = export_live(out, wanted)
+
     # one page per notebook
     (out / "notebooks").mkdir()
     for i, nb in enumerate(notebooks):
@@ -871,7 +939,7 @@ def build(out: Path) -> int:
 
         notebook = contents[nb.path]
         state = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {})
-        still = WidgetStill(state, save_image)
+        still = WidgetStill(state, save_image, live)
         for cell in notebook.cells:
             if cell.cell_type == "code":                            # test markers are for nbval, not for learners
                 cell.source = re.sub(r"\A(?:[ \t]*#[ \t]*NBVAL_\w+[^\n]*(?:\n|\Z))+", "", cell.source)
@@ -900,6 +968,7 @@ def build(out: Path) -> int:
             body=str(soup), heading=title_html, toc=toc, nb=nb, current=nb, title=nb.title, page_kind="notebook",
             prev=notebooks[i - 1] if i > 0 else landing, next=notebooks[i + 1] if i + 1 < len(notebooks) else None,
             has_widgets=WIDGET_VIEW in json.dumps([c.get("outputs", []) for c in notebook.cells]),
+            has_live='class="live-widget"' in body,
             references=cited, root="", **common)
         (out / nb.page).write_text(page, encoding="utf-8")
         index += search_sections(soup, nb.page, nb.title)

@@ -37,6 +37,9 @@ def load_model(name: str, weights: str | Path | None = None, device: str | torch
     if weights is None and not (folder / "model.safetensors").is_file():
         raise ValueError(f"no bundled {name} weights in {folder}; train them with `fashiondiff train {name}`")
     model = load_module(r.model, folder, name)
+    # which bundled weights these are (None for others): the course website draws a live copy of a widget that shows
+    # a bundled model (``widgets.live_class``), and only those weights are exported to the browser
+    model.bundled_name = None if weights else name
     return model.to(device if isinstance(device, torch.device) else pick_device(device))
 
 

@@ -41,6 +41,15 @@ def first_test_images(size: int, n: int = 10) -> torch.Tensor:
     return data.to_float(split.images[first], size)                                     # (n, 1, size, size)
 
 
+def live_class(widget: W.Box, kind: str, model=None) -> None:
+    """Mark ``widget`` for the course website, which draws a live copy of it in the reader's browser (docs/live.py):
+    the CSS class "live-KIND", with "-NAME" when it shows the bundled model NAME (``pipelines.load_model``). A widget
+    over a model trained in the notebook gets no mark: the website shows its still."""
+    name = getattr(model, "bundled_name", None) if model is not None else ""
+    if name is not None:
+        widget.add_class(f"live-{kind}" + (f"-{name}" if name else ""))
+
+
 CLASS_OPTIONS = [(name, i) for i, name in enumerate(data.CLASSES)]
 
 
@@ -64,6 +73,7 @@ class NoiseExplorer:
         self.label = W.Label()
         self.image = W.Image(format="png")
         self.widget = W.VBox([W.HBox([self.T_menu, self.schedule]), self.t, self.label, self.image])
+        live_class(self.widget, "noise")
         self.redraws, self._busy = 0, False
         self.t.observe(self._redraw, names="value")
         self.schedule.observe(self._redraw, names="value")
@@ -130,6 +140,7 @@ class SampleExplorer:
         self.image = W.Image(format="png")
         self.widget = W.VBox([W.HBox([self.label, self.sampler]), self.seed, self.steps, self.eta,
                               W.HBox([self.guidance, self.interval]), self.image])
+        live_class(self.widget, "sample", model)
         self.redraws, self._busy = 0, False
         for control in (self.label, self.seed, self.steps, self.eta, self.guidance, self.interval):
             control.observe(self._redraw, names="value")
@@ -182,6 +193,7 @@ class LatentInterpolator:
         self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.1, description="a")
         self.image = W.Image(format="png")
         self.widget = W.VBox([W.HBox([self.first, self.second]), self.alpha, self.image])
+        live_class(self.widget, "interpolate", vae)
         self.redraws = 0
         for control in (self.first, self.second, self.alpha):
             control.observe(self._redraw, names="value")

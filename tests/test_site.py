@@ -584,3 +584,200 @@ def test_screenshots_at_both_widths(site, browser, width):
         page.screenshot(path=str(shot), full_page=name == "index.html")
         assert shot.stat().st_size > 10_000
     page.context.close()
+
+
+# ------------------------------------------------------------------------------- issue 30: live widgets, served
+
+LIVE_PAGES = {"03_ddpm_schedule.html": "noise", "04_transformer_diffusion.html": "sample",
+              "06_vae.html": "interpolate", "08_fast_sampling_and_guidance.html": "sample",
+              "12_flow_matching.html": "sample"}
+# The page's samplers against the package's on the same noise: max |difference| of images in [-1, 1]. Both run the
+# same float32 network; what differs is the order of the sums in its matrix products (onnxruntime's WebAssembly
+# kernels, torch's CPU ones), which the samplers' steps carry along.
+LIVE_TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def live(site):
+    """The site's _live folder (docs/live.py): required in CI, where .ci/run installs onnxruntime-web; elsewhere
+    the live tests are skipped with what to install."""
+    out, log = site
+    folder = out / "_live"
+    if not (folder / "live.json").is_file():
+        message = f"no live widgets were built ({log.strip().splitlines()[-2:]}): npm ci --prefix docs"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return json.loads((folder / "live.json").read_text()), json.loads((folder / "reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The site served over http on 127.0.0.1 (WebAssembly modules load only for served pages): its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    out, _ = site
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(out)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+def _served_page(browser, base: str, width: int = 1280):
+    """A page that may load from the local server and nothing else (other requests blocked and recorded)."""
+    context = browser.browser.new_context(viewport={"width": width, "height": 900})
+    context.route(re.compile(r"^(?!file:|data:|about:|blob:|" + re.escape(base) + ")"), browser._block)
+    page = context.new_page()
+    page.on("console", lambda m: browser.errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: browser.errors.append(f"{page.url}: {e}"))
+    return page
+
+
+def test_live_export_has_every_marked_widget(site, live):
+    """Every widget the notebooks mark live (fashiondiff.widgets.live_class) is exported, and each of its pages
+    carries the live version around the still; a reference for every sampler the page runs."""
+    out, _ = site
+    data, reference = live
+    assert set(data["generators"]) == {"transformer", "flow", "latent"}
+    assert set(data["interpolate"]) == {"vae"} and "noise" in data
+    for name, g in data["generators"].items():
+        assert (out / "_live" / g["onnx"]).is_file()
+        page_samplers = {s for s, row in data["samplers"].items() if row["process"] == g["process"]}
+        assert {c["settings"]["sampler"] for c in reference["generators"][name]} == page_samplers
+    for page, kind in LIVE_PAGES.items():
+        text = (out / page).read_text(encoding="utf-8")
+        assert f'data-live="{kind}"' in text and "_static/live.js" in text, page
+
+
+def test_exported_networks_compute_what_torch_computes(live, site):
+    """Each ONNX network (onnxruntime, on the CPU) against the bundled torch model, at a batch size other than the
+    one it was exported with (the batch is dynamic)."""
+    ort = pytest.importorskip("onnxruntime")
+    import torch
+
+    from fashiondiff.pipelines import load_model
+
+    out, _ = site
+    data, _ = live
+    g = torch.Generator().manual_seed(0)
+    for name, spec in data["generators"].items():
+        model = load_model(name, device="cpu")
+        x = torch.randn(5, *spec["sample_shape"], generator=g)
+        t = torch.tensor([1, 3, 5, 7, 9]) if spec["t_type"] == "int64" else torch.rand(5, generator=g)
+        y = torch.tensor([0, 3, 9, spec["null"], 7])
+        ours = ort.InferenceSession(str(out / "_live" / spec["onnx"])).run(
+            None, {"x": x.numpy(), "t": t.numpy(), "y": y.numpy()})[0]
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(ours), model(x, t, y), atol=1e-4, rtol=1e-4)
+
+
+def test_the_page_samples_what_python_samples(site, browser, served, live):
+    """The page's samplers (static/live.js) on the noise the package's sampler drew: the same images, for every
+    sampler the page offers, with and without guidance and its interval; the noise explorer and the interpolator
+    likewise. Also times one 10-step sample of ten images per model (saved in the artifacts)."""
+    _, reference = live
+    page = _served_page(browser, served)
+    before = len(browser.errors)
+    page.goto(served + "04_transformer_diffusion.html", wait_until="load")
+    page.wait_for_function("window.fashiondiffLive !== undefined")
+    worst = {}
+    for name, cases in reference["generators"].items():
+        for case in cases:
+            diff = page.evaluate("""async ([name, c]) => {
+              const r = await fashiondiffLive.sample(name, c.settings, c.labels, c.noise);
+              if (r.images.length !== c.images.length) return Infinity;
+              let m = 0; for (let i = 0; i < c.images.length; i++) m = Math.max(m, Math.abs(r.images[i] - c.images[i]));
+              return m; }""", [name, case])
+            key = f"{name} {case['settings']['sampler']} w={case['settings']['guidance']}"
+            worst[key] = max(worst.get(key, 0.0), diff)
+    noise = reference["noise"]
+    worst["noise explorer"] = page.evaluate("""async r => { const x = await fashiondiffLive.noised(r.T, r.kind, r.t);
+        return Math.max(...r.images.map((v, i) => Math.abs(v - x[i]))); }""", noise)
+    for name, r in reference["interpolate"].items():
+        worst[f"interpolator {name}"] = page.evaluate("""async ([name, r]) => {
+          const x = await fashiondiffLive.interpolate(name, r.first, r.second, r.a);
+          return Math.max(...r.image.map((v, i) => Math.abs(v - x[i]))); }""", [name, r])
+    print("\n".join(f"{k}: max |page - python| = {v:.2e}" for k, v in worst.items()))
+    assert all(v <= LIVE_TOLERANCE for v in worst.values()), worst
+
+    timings = {}
+    for name, spec in live[0]["generators"].items():
+        settings = {**spec["sampling"], "steps": 10}
+        timings[name] = page.evaluate("""async ([name, st]) => {
+          await fashiondiffLive.sample(name, st, [7], 0);                 // the session made and warmed once
+          const t0 = performance.now();
+          const r = await fashiondiffLive.sample(name, st, Array(10).fill(7), 1);
+          return { seconds: (performance.now() - t0) / 1000, calls: r.calls }; }""", [name, settings])
+        timings[name]["settings"] = settings
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "live_timing.json").write_text(json.dumps(timings, indent=1))
+    print(json.dumps(timings))
+    assert browser.errors[before:] == [] and browser.outside == []
+    page.context.close()
+
+
+@pytest.mark.parametrize("name", sorted(LIVE_PAGES))
+def test_live_widgets_redraw_when_their_controls_move(site, browser, served, live, name):
+    """Served over http, each live widget replaces its still, draws, and draws a different picture when any of its
+    controls moves; nothing is loaded from outside, nothing overflows a phone's width."""
+    page = _served_page(browser, served)
+    before = len(browser.errors)
+    page.goto(served + name, wait_until="load")
+    panel = page.locator(".live-panel").first
+    panel.wait_for(state="attached")
+    page.wait_for_function("document.querySelector('.live-panel').dataset.draws >= 1", timeout=60_000)
+    assert page.locator(".live-widget .widget-still").first.is_hidden(), "the still shows beside the live widget"
+    model = page.locator(".live-widget").first.get_attribute("data-model")
+    process = live[0]["generators"].get(model, {}).get("process")
+    controls = panel.locator("select, input[type=range]")
+    assert controls.count() >= 3
+    for i in range(controls.count()):
+        if controls.nth(i).is_disabled():                            # eta, where the sampler fixes it
+            continue
+        draws = int(panel.get_attribute("data-draws"))
+        picture = page.evaluate("document.querySelector('.live-panel canvas').toDataURL()")
+        moved, was = controls.nth(i).evaluate("""el => {
+          const was = el.value;
+          if (el.tagName === 'SELECT') { el.selectedIndex = (el.selectedIndex + 1) % el.options.length; }
+          else { const v = Number(el.value), hi = Number(el.max), lo = Number(el.min);
+                 el.value = String(v > (lo + hi) / 2 ? lo : hi); }              // to the far end
+          el.dispatchEvent(new Event('input')); el.dispatchEvent(new Event('change'));
+          return [el.closest('label').innerText.split('\\n')[0], was]; }""")
+        page.wait_for_function(f"document.querySelector('.live-panel').dataset.draws > {draws}", timeout=60_000)
+        after = page.evaluate("document.querySelector('.live-panel canvas').toDataURL()")
+        controls.nth(i).evaluate("""(el, was) => { el.value = was; el.dispatchEvent(new Event('input'));
+                                                  el.dispatchEvent(new Event('change')); }""", was)
+        page.wait_for_function(f"document.querySelector('.live-panel').dataset.draws > {draws + 1}",
+                               timeout=60_000)                        # back where it was: one control at a time
+        status = panel.locator(".live-status").inner_text()
+        assert not status.startswith("could not"), status
+        # two moves may redraw the same picture, rightly: "w at" at guidance 1 (the interval only says where w
+        # applies), and ddpm -> ddim, whose eta = 1 over consecutive timesteps is the ancestral step itself
+        same_allowed = {"w at", "sampler"} if process == "diffusion" else {"w at"}
+        if moved not in same_allowed:
+            assert after != picture, f"{name}: moving {moved!r} did not change the picture"
+    if name == "04_transformer_diffusion.html":
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        panel.screenshot(path=str(ARTIFACTS / "live_04_transformer_diffusion.png"))
+    page.set_viewport_size({"width": 390, "height": 900})
+    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"{name} with its live widget is {width[0]} px wide at 390 px"
+    assert browser.errors[before:] == [] and browser.outside == []
+    page.context.close()
+
+
+def test_the_build_says_what_to_install_for_the_live_widgets(tmp_path, monkeypatch):
+    """Without onnxruntime-web in docs/node_modules, docs/live.py names the command that installs it."""
+    monkeypatch.syspath_prepend(str(ROOT / "docs"))
+    import live
+
+    assert live.missing() is None or "onnx" in live.missing()
+    monkeypatch.setattr(live, "ORT_DIST", tmp_path / "nothing-here")
+    assert "npm ci --prefix docs" in live.missing()

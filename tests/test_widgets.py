@@ -330,3 +330,21 @@ def test_both_editing_panels_work_for_the_latent_model_with_the_mask_on_the_imag
     assert ip.frames.shape == ip.iterates.shape == (4, 1, 28, 28)
     torch.testing.assert_close(ip.completion * ip.mask, ip.input * ip.mask, rtol=0, atol=0)
     torch.testing.assert_close(ip.frames[-1:], ip.completion, rtol=0, atol=1e-5)        # decoded in a batch of 4
+
+
+def test_only_widgets_over_bundled_weights_are_marked_for_the_live_website(tmp_path):
+    """The website draws a live copy of a widget marked "live-sample-NAME" with the bundled NAME model: a model
+    loaded from other weights, or built in the notebook, would be drawn as a different model, so it gets no mark."""
+    from fashiondiff.checkpoint import save_weights
+    from fashiondiff.pipelines import load_model
+    from fashiondiff.recipes import RECIPES
+    from fashiondiff.widgets import SampleExplorer
+
+    bundled = load_model("flow", device="cpu")
+    assert SampleExplorer(bundled, n=1).widget._dom_classes == ("live-sample-flow",)
+    save_weights(tmp_path, bundled, "flow", bundled.config)
+    same_weights_elsewhere = load_model("flow", weights=tmp_path, device="cpu")
+    assert SampleExplorer(same_weights_elsewhere, n=1).widget._dom_classes == ()
+    built = RECIPES["flow"].build(dim=32, heads=2, layers=1, ff_dim=32).eval()
+    assert SampleExplorer(built, n=1).widget._dom_classes == ()
+    assert NoiseExplorer(T=10).widget._dom_classes == ("live-noise",)

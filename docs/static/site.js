@@ -1,4 +1,5 @@
-/* The site's one script: copy buttons on code, the search over the whole course, and closing the course menu.
+/* The script on every page (pages with live widgets also load live.js): copy buttons on code, the search over the
+   whole course, and closing the course menu.
    Nothing is fetched from outside the site: the search index is _static/search-index.js, made by docs/build.py and
    loaded (as a script, which works from disk too) the first time the search box is used. Without this script every
    page still reads and every link works. */
