@@ -55,17 +55,6 @@ DOCS = ROOT / "docs"
 NOTEBOOK_NAME = re.compile(r"(\d\d)_([a-z0-9_]+)\.ipynb")
 MARKER = ".fashiondiff-site"                                       # marks a folder this script may wipe and rebuild
 RUN_LIVE = "jupyter lab notebooks/"
-
-
-def live_marks(cls: str) -> tuple[str, str] | None:
-    """A widget's CSS class -> (kind, bundled name or "") for the classes ``fashiondiff.widgets.live_class`` sets:
-    "live-noise", "live-sample-NAME", "live-interpolate-NAME"."""
-    for kind in ("noise", "sample", "interpolate"):
-        if cls == f"live-{kind}":
-            return kind, ""
-        if cls.startswith(f"live-{kind}-"):
-            return kind, cls.removeprefix(f"live-{kind}-")
-    return None
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 SOLUTION_LABEL = "Solution (collapsed: click to open)"                # the <summary> of each folded solution cell
@@ -180,27 +169,6 @@ def _styled(char: str, style: str) -> str | None:
     return None
 
 
-def widget_mark(model: dict) -> tuple[str, str] | None:
-    """The live mark of one widget model of a notebook's saved state (its first live-* CSS class), else None."""
-    return next((m for m in map(live_marks, model.get("state", {}).get("_dom_classes", [])) if m), None)
-
-
-def export_live(out: Path, wanted: set) -> frozenset:
-    """Export what the live widgets ``wanted`` need into out/_live (docs/live.py); the marks it exported. Without
-    onnxruntime-web installed, say what to run and leave every widget a still."""
-    if not wanted:
-        return frozenset()
-    import live                                                   # docs/live.py: imports torch and the package
-    reason = live.missing()
-    if reason:
-        print(f"docs/build: live widgets left as stills: {reason}", file=sys.stderr)
-        return frozenset()
-    started = time.time()
-    live.export(out, wanted)
-    print(f"docs/build: {len(wanted)} live widgets exported in {time.time() - started:.1f} s")
-    return frozenset(wanted)
-
-
 def _fix_variants(mathml: str) -> str:
     """Chromium draws MathML Core, which ignores mathvariant other than "normal": write \\mathcal N as the character
     U+1D4A9 itself (and likewise bold, fraktur, double-struck ...), which every browser shows."""
@@ -283,6 +251,38 @@ def _format_number(value, fmt: str) -> str:
         return str(value)
 
 
+def live_marks(cls: str) -> tuple[str, str] | None:
+    """A widget's CSS class -> (kind, bundled name or "") for the classes ``fashiondiff.widgets.live_class`` sets:
+    "live-noise", "live-sample-NAME", "live-interpolate-NAME"."""
+    for kind in ("noise", "sample", "interpolate"):
+        if cls == f"live-{kind}":
+            return kind, ""
+        if cls.startswith(f"live-{kind}-"):
+            return kind, cls.removeprefix(f"live-{kind}-")
+    return None
+
+
+def widget_mark(model: dict) -> tuple[str, str] | None:
+    """The live mark of one widget model of a notebook's saved state (its first live-* CSS class), else None."""
+    return next((m for m in map(live_marks, model.get("state", {}).get("_dom_classes", [])) if m), None)
+
+
+def export_live(out: Path, wanted: set) -> frozenset:
+    """Export what the live widgets ``wanted`` need into out/_live (docs/live.py); the marks it exported. Without
+    onnxruntime-web installed, say what to run and leave every widget a still."""
+    if not wanted:
+        return frozenset()
+    import live                                                   # docs/live.py: imports torch and the package
+    reason = live.missing()
+    if reason:
+        print(f"docs/build: live widgets left as stills: {reason}", file=sys.stderr)
+        return frozenset()
+    started = time.time()
+    live.export(out, wanted)
+    print(f"docs/build: {len(wanted)} live widgets exported in {time.time() - started:.1f} s")
+    return frozenset(wanted)
+
+
 class WidgetStill:
     """Draws a widget from the state a notebook stores (metadata.widgets): boxes, images, labels, the output widget's
     stored outputs, and each control as a disabled form element showing its stored value."""
@@ -313,7 +313,8 @@ class WidgetStill:
         return widget_mark(self.models.get(model_id, {}))
 
     def initial(self, model_id: str, depth: int = 0) -> dict:
-        """The controls' saved values, by description: a slider's number, a menu's label."""
+        """The controls' saved values, by description: a slider's number, a menu's label (and, as "DESCRIPTION
+        options", the menu's labels)."""
         model = self.models.get(model_id, {})
         s, found = model.get("state", {}), {}
         children = s.get("children", [])
@@ -323,6 +324,7 @@ class WidgetStill:
             if "_options_labels" in s:                              # no index: nothing picked (value None)
                 index = s.get("index")
                 found[s["description"]] = s["_options_labels"][index] if isinstance(index, int) else None
+                found[s["description"] + " options"] = list(s["_options_labels"])
             elif isinstance(s.get("value"), (int, float)) and not isinstance(s.get("value"), bool):
                 found[s["description"]] = s["value"]
         return found

@@ -43,7 +43,8 @@ ORT_DIST = DOCS / "node_modules" / "onnxruntime-web" / "dist"
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 PAGE_SAMPLERS = ("ddpm", "ddim", "euler", "heun", "consistency")   # the loops static/live.js implements
 MAX_PAGE_STEPS = 50             # the steps slider's end in the page (a model's max_steps may be 1000)
-REFERENCE_N = 4                 # images per reference sample
+REFERENCE_LABELS = (7, 0, 9, 3)  # the classes of a reference sample's images
+REFERENCE_SEED = 0
 
 
 def missing() -> str | None:
@@ -62,7 +63,8 @@ def _export_onnx(module: torch.nn.Module, args: tuple, names: list[str], path: P
     """``module(*args)`` to ONNX with the batch (dim 0 of every input and of the output) left free. The TorchScript
     exporter, because torch.export (torch 2.14) fixes the latent UNet's batch at the example's size."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                       # tracer notes on the models' input checks
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)        # the models' input checks, traced as constants
+        warnings.filterwarnings("ignore", "You are using the legacy TorchScript-based ONNX export")
         torch.onnx.export(module, args, str(path), input_names=names, output_names=["out"], dynamo=False,
                           dynamic_axes={n: {0: "batch"} for n in [*names, "out"]})
 
@@ -79,7 +81,8 @@ class _Decode(torch.nn.Module):
 
 
 def _flat(x: torch.Tensor) -> list[float]:
-    return [round(v, 7) for v in x.detach().float().flatten().tolist()]
+    """float32 values, each written exactly (a float32 is a float64, which JSON's numbers keep)."""
+    return x.detach().float().flatten().tolist()
 
 
 def _finite(value: float) -> float | None:
@@ -87,27 +90,22 @@ def _finite(value: float) -> float | None:
     return None if math.isinf(value) else value
 
 
-def _settings(s: SamplingConfig) -> dict:
-    return s.to_dict()
-
-
 def generator_data(name: str, model, folder: Path) -> dict:
     """Export one bundled generator's network (and decoder) to ``folder``; its constants as a dict."""
-    n = 2
-    x = torch.randn(n, *model.sample_shape)                                        # (n, C, H, W)
+    x = torch.randn(2, *model.sample_shape, generator=torch.Generator().manual_seed(0))   # (2, C, H, W), an example
     t = (torch.tensor([model.max_steps, 1]) if model.process == "diffusion"
          else torch.tensor([0.9, 0.1]))                                            # (n,)
     y = torch.tensor([1, model.label.null])                                       # (n,)
     _export_onnx(model, (x, t, y), ["x", "t", "y"], folder / f"{name}.onnx")
     decode = None
-    if model.decode(x) is not x:
+    if model.decode(x) is not x:                     # a pixel model's decode hands back what it is given: no network
         decode = f"{name}-decode.onnx"
         _export_onnx(_Decode(model), (x,), ["z"], folder / decode)
     steps = range(1, min(model.max_steps, MAX_PAGE_STEPS) + 1)
     out = dict(process=model.process, prediction=model.prediction, clip=model.clip,
                sample_shape=list(model.sample_shape), image_size=model.image_size, null=model.label.null,
                onnx=f"{name}.onnx", decode=decode, t_type="int64" if model.process == "diffusion" else "float32",
-               sampling=_settings(model.sampling), max_steps=len(steps))
+               sampling=model.sampling.to_dict(), max_steps=len(steps))
     if model.process == "diffusion":
         s = model.schedule
         out["abar"] = s.abar.tolist()                                                # entry t, t = 0..T
@@ -127,46 +125,54 @@ def noise_data() -> dict:
                 abar={kind: {T: NoiseSchedule(T, kind).abar.tolist() for T in choices} for kind in kinds})
 
 
-def interpolate_data(name: str, folder: Path) -> dict:
-    """The VAE's decoder, and the latents of the first test image of each class (what the interpolator walks)."""
+def interpolate_data(name: str, folder: Path) -> tuple[dict, dict]:
+    """The VAE's decoder, the latents of the first test image of each class (what ``LatentInterpolator`` walks
+    between), and a reference: its middle image from Sneaker to Ankle boot at a = 0.3, by the package."""
     vae = load_model(name, device="cpu")
     images = first_test_images(28, len(data.CLASSES))                              # (10, 1, 28, 28)
     with torch.no_grad():
         z = vae.encode(images)                                                     # (10, C, 7, 7)
+        first, second, a = 7, 9, 0.3
+        middle = vae.decode((1 - a) * z[first:first + 1] + a * z[second:second + 1])   # (1, 1, 28, 28)
     _export_onnx(_Decode(vae), (z[:2],), ["z"], folder / f"{name}-decode.onnx")
-    return dict(decode=f"{name}-decode.onnx", latent_shape=list(z.shape[1:]), latents=_flat(z),
-                images=_flat(images))
+    live = dict(decode=f"{name}-decode.onnx", latent_shape=list(z.shape[1:]), latents=_flat(z), images=_flat(images))
+    return live, dict(first=first, second=second, a=a, image=_flat(middle))
 
 
 def reference_settings(model) -> list[SamplingConfig]:
-    """The settings a reference sample is drawn with: each page sampler of the model's process, at the model's own
-    guidance and interval, and once unconditional and once plain conditional."""
+    """The settings a reference sample is drawn with: each page sampler of the model's process at the model's own
+    guidance and interval, then at w = 2 inside a bounded and an unbounded interval; unconditional once, plain
+    conditional once; for a diffusion model DDIM at eta 0 and 0.5 too."""
     steps = min(5, model.max_steps)
-    out = [model.sampling.replace(sampler=name, steps=steps) for name in PAGE_SAMPLERS
-           if SAMPLERS[name].process == model.process]
-    out += [out[0].replace(guidance=0.0), out[-1].replace(guidance=1.0)]
+    each = [model.sampling.replace(sampler=name, steps=steps) for name in PAGE_SAMPLERS
+            if SAMPLERS[name].process == model.process]
+    out = each + [each[0].replace(guidance=0.0), each[-1].replace(guidance=1.0)]
+    # guidance w = 2 inside an interval, bounded and unbounded (sigma = inf at a flow's t = 1), with each sampler
+    out += [s.replace(guidance=2.0, guidance_interval=interval) for s in each for interval in ((0.5, 2.0), (1.0, None))]
     if model.process == "diffusion":
         out += [model.sampling.replace(sampler="ddim", steps=steps, eta=eta, guidance_interval=None)
                 for eta in (0.0, 0.5)]
-    return out
+    return list({str(s.to_dict()): s for s in out}.values())                         # each setting once
 
 
-def reference(model, labels: torch.Tensor, seed: int = 0) -> list[dict]:
-    """Per setting: the noise the sampler draws from a ``torch.Generator`` seeded ``seed`` (the start, then one
-    draw a step; a loop takes them in that order and may leave the last unused) and ``generate``'s images from
-    the same seed."""
+def reference(model) -> list[dict]:
+    """Per setting: the noise the sampler draws from a ``torch.Generator`` seeded ``REFERENCE_SEED`` (the start,
+    then one draw a step; a loop takes them in that order and may leave the last unused) and ``generate``'s images
+    from the same seed, in one batch (one generator stream)."""
+    labels = torch.tensor(REFERENCE_LABELS)
+    assert len(labels) <= model.sample_batch_size
     cases = []
     for settings in reference_settings(model):
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(REFERENCE_SEED)
         draws = [torch.randn((len(labels), *model.sample_shape), generator=g) for _ in range(settings.steps + 1)]
-        images = generate(model, labels, settings, seed=seed)                          # (n, 1, H, W)
-        cases.append(dict(settings=_settings(settings), labels=labels.tolist(), noise=[_flat(d) for d in draws],
+        images = generate(model, labels, settings, seed=REFERENCE_SEED)                # (n, 1, H, W)
+        cases.append(dict(settings=settings.to_dict(), labels=labels.tolist(), noise=[_flat(d) for d in draws],
                           images=_flat(images), shape=list(images.shape)))
     return cases
 
 
-def export(out: Path, wanted: set[tuple[str, str]]) -> dict:
-    """Write ``out``/_live for the widgets marked ``wanted``, a set of (kind, NAME); returns live.json's contents."""
+def export(out: Path, wanted: set[tuple[str, str]]) -> None:
+    """Write ``out``/_live for the widgets marked ``wanted``, a set of (kind, NAME)."""
     folder = out / "_live"
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "ort").mkdir(parents=True)
@@ -178,8 +184,6 @@ def export(out: Path, wanted: set[tuple[str, str]]) -> dict:
                                                       for name in PAGE_SAMPLERS},
                 generators={}, interpolate={})
     refs = dict(generators={}, noise=None, interpolate={})
-    labels = torch.tensor([7, 0, 9, 3][:REFERENCE_N])
-    torch.manual_seed(0)
     for kind, name in sorted(wanted):
         if kind == "noise":
             live["noise"] = noise_data()
@@ -187,13 +191,11 @@ def export(out: Path, wanted: set[tuple[str, str]]) -> dict:
         elif kind == "sample":
             model = load_model(name, device="cpu").eval()
             live["generators"][name] = generator_data(name, model, folder)
-            refs["generators"][name] = reference(model, labels)
+            refs["generators"][name] = reference(model)
         elif kind == "interpolate":
-            live["interpolate"][name] = interpolate_data(name, folder)
-            refs["interpolate"][name] = _interpolated(name, 7, 9, 0.3)
-    (folder / "live.json").write_text(json.dumps(live))
-    (folder / "reference.json").write_text(json.dumps(refs))
-    return live
+            live["interpolate"][name], refs["interpolate"][name] = interpolate_data(name, folder)
+    (folder / "live.json").write_text(json.dumps(live, allow_nan=False))
+    (folder / "reference.json").write_text(json.dumps(refs, allow_nan=False))
 
 
 def _noised(noise: dict, T: int, kind: str, t: int) -> list[float]:
@@ -202,13 +204,3 @@ def _noised(noise: dict, T: int, kind: str, t: int) -> list[float]:
     images = torch.tensor(noise["images"]).reshape(shape)
     eps = torch.tensor(noise["noise"]).reshape(shape)
     return _flat(NoiseSchedule(T, kind).q_sample(images, torch.full((shape[0],), t), eps))
-
-
-def _interpolated(name: str, first: int, second: int, a: float) -> dict:
-    """``LatentInterpolator``'s middle image for two classes at ``a``, by the package."""
-    vae = load_model(name, device="cpu")
-    x = first_test_images(28, len(data.CLASSES))[[first, second]]                   # (2, 1, 28, 28)
-    with torch.no_grad():
-        z = vae.encode(x)                                                             # (2, C, 7, 7)
-        image = vae.decode((1 - a) * z[:1] + a * z[1:])                               # (1, 1, 28, 28)
-    return dict(first=first, second=second, a=a, image=_flat(image))

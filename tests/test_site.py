@@ -590,7 +590,7 @@ def test_screenshots_at_both_widths(site, browser, width):
 
 LIVE_PAGES = {"03_ddpm_schedule.html": "noise", "04_transformer_diffusion.html": "sample",
               "06_vae.html": "interpolate", "08_fast_sampling_and_guidance.html": "sample",
-              "12_flow_matching.html": "sample"}
+              "12_flow_matching.html": "sample", "16_few_step_generation.html": "sample"}
 # The page's samplers against the package's on the same noise: max |difference| of images in [-1, 1]. Both run the
 # same float32 network; what differs is the order of the sums in its matrix products (onnxruntime's WebAssembly
 # kernels, torch's CPU ones), which the samplers' steps carry along.
@@ -645,7 +645,7 @@ def test_live_export_has_every_marked_widget(site, live):
     carries the live version around the still; a reference for every sampler the page runs."""
     out, _ = site
     data, reference = live
-    assert set(data["generators"]) == {"transformer", "flow", "latent"}
+    assert set(data["generators"]) == {"transformer", "flow", "latent", "fewstep"}
     assert set(data["interpolate"]) == {"vae"} and "noise" in data
     for name, g in data["generators"].items():
         assert (out / "_live" / g["onnx"]).is_file()
@@ -704,6 +704,10 @@ def test_the_page_samples_what_python_samples(site, browser, served, live):
         worst[f"interpolator {name}"] = page.evaluate("""async ([name, r]) => {
           const x = await fashiondiffLive.interpolate(name, r.first, r.second, r.a);
           return Math.max(...r.image.map((v, i) => Math.abs(v - x[i]))); }""", [name, r])
+    mean, std = page.evaluate("""() => { const z = fashiondiffLive.gaussian(3)(200000);      // the page's own noise
+        let s = 0, q = 0; for (const v of z) { s += v; q += v * v; } const m = s / z.length;
+        return [m, Math.sqrt(q / z.length - m * m)]; }""")
+    assert abs(mean) < 0.01 and abs(std - 1) < 0.01, (mean, std)          # 200,000 draws: se 0.0022 and 0.0016
     print("\n".join(f"{k}: max |page - python| = {v:.2e}" for k, v in worst.items()))
     assert all(v <= LIVE_TOLERANCE for v in worst.values()), worst
 
@@ -726,7 +730,8 @@ def test_the_page_samples_what_python_samples(site, browser, served, live):
 @pytest.mark.parametrize("name", sorted(LIVE_PAGES))
 def test_live_widgets_redraw_when_their_controls_move(site, browser, served, live, name):
     """Served over http, each live widget replaces its still, draws, and draws a different picture when any of its
-    controls moves; nothing is loaded from outside, nothing overflows a phone's width."""
+    controls moves from where the still has it (then moves back); nothing is loaded from outside, nothing overflows
+    a phone's width, and print shows the still."""
     page = _served_page(browser, served)
     before = len(browser.errors)
     page.goto(served + name, wait_until="load")
@@ -758,9 +763,14 @@ def test_live_widgets_redraw_when_their_controls_move(site, browser, served, liv
                                timeout=60_000)                        # back where it was: one control at a time
         status = panel.locator(".live-status").inner_text()
         assert not status.startswith("could not"), status
-        # two moves may redraw the same picture, rightly: "w at" at guidance 1 (the interval only says where w
-        # applies), and ddpm -> ddim, whose eta = 1 over consecutive timesteps is the ancestral step itself
-        same_allowed = {"w at", "sampler"} if process == "diffusion" else {"w at"}
+        # two moves may redraw the same picture, rightly: "w at" where it has one choice or w = 1 (the interval
+        # only says where w applies), and ddpm -> ddim at eta = 1, which is the ancestral step (DDIM eq. 16)
+        w_is_one = page.evaluate("""() => [...document.querySelectorAll('.live-panel label')]
+          .some(l => l.innerText.startsWith('guidance') && l.querySelector('input').value === '1')""")
+        one_choice = page.evaluate("""() => [...document.querySelectorAll('.live-panel label')]
+          .some(l => l.innerText.startsWith('w at') && l.querySelector('select').options.length === 1)""")
+        same_allowed = {"w at"} if w_is_one or one_choice else set()
+        same_allowed |= {"sampler"} if process == "diffusion" else set()
         if moved not in same_allowed:
             assert after != picture, f"{name}: moving {moved!r} did not change the picture"
     if name == "04_transformer_diffusion.html":
@@ -769,6 +779,8 @@ def test_live_widgets_redraw_when_their_controls_move(site, browser, served, liv
     page.set_viewport_size({"width": 390, "height": 900})
     width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1], f"{name} with its live widget is {width[0]} px wide at 390 px"
+    page.emulate_media(media="print")                                  # paper shows the still, not the controls
+    assert page.locator(".live-widget .widget-still").first.is_visible() and panel.is_hidden()
     assert browser.errors[before:] == [] and browser.outside == []
     page.context.close()
 

@@ -73,7 +73,7 @@
   const f32 = Math.fround;
   async function net(g, x, n, t, labels) {
     const times = g.t_type === "int64"
-      ? new ort.Tensor("int64", BigInt64Array.from(labels, () => BigInt(t)), [n])
+      ? new ort.Tensor("int64", new BigInt64Array(n).fill(BigInt(t)), [n])
       : new ort.Tensor("float32", new Float32Array(n).fill(t), [n]);
     return run(g.onnx, {
       x: new ort.Tensor("float32", x, [n, ...g.sample_shape]),
@@ -182,6 +182,8 @@
   async function sample(name, settings, labels, seedOrNoise) {
     const live = await load(), g = live.generators[name];
     if (!g) throw new Error("no live model " + name);
+    const row = live.samplers[settings.sampler];
+    if (!row || row.process !== g.process) throw new Error(`the page does not run ${settings.sampler} for ${name}`);
     const noise = Array.isArray(seedOrNoise) ? given(seedOrNoise) : gaussian(seedOrNoise);
     const calls = { n: 0 };
     const loop = g.process === "diffusion" ? sampleDiffusion : sampleFlow;
@@ -202,7 +204,7 @@
     for (let j = 0; j < d; j++) z[j] = f32(1 - a) * it.latents[first * d + j] + f32(a) * it.latents[second * d + j];
     return decode(it.decode, z, 1, it.latent_shape);
   }
-  window.fashiondiffLive = { load, sample, noised, interpolate };
+  window.fashiondiffLive = { load, sample, noised, interpolate, gaussian };
 
   /* ---- drawing: a row of (n, 1, H, W) images, grey, pixels kept square ---- */
   function draw(canvas, images, n, side, zoom) {
@@ -264,7 +266,7 @@
   }
 
   /* Each widget: build the controls from the still's values, redraw on every change (the last change wins). */
-  function panel(host, build) {
+  function panel(build) {
     const box = document.createElement("div"), status = document.createElement("div");
     const canvas = document.createElement("canvas");
     box.className = "live-panel widget-vbox";
@@ -274,16 +276,22 @@
     const redraw = async () => {
       if (busy) { again = true; return; }
       busy = true;
-      try {
-        do { again = false; status.textContent = await paint(canvas); } while (again);
-        box.dataset.draws = String(Number(box.dataset.draws || 0) + 1);
-      } catch (e) {
-        status.textContent = "could not draw: " + e.message;
-      }
+      do {                                                         // controls moved while drawing: draw again
+        again = false;
+        try {
+          status.textContent = await paint(canvas);
+        } catch (e) {
+          status.textContent = "could not draw: " + e.message;
+        }
+      } while (again);
+      box.dataset.draws = String(Number(box.dataset.draws || 0) + 1);
       busy = false;
     };
-    const { controls, paint } = build();
-    for (const c of controls) c.querySelectorAll("select, input").forEach((i) => i.addEventListener("change", redraw));
+    // a cheap widget (no sampling loop) follows a slider as it moves; a sampler redraws when the slider is let go
+    const { controls, paint, eager } = build();
+    for (const c of controls) {
+      c.querySelectorAll("select, input").forEach((i) => i.addEventListener(eager ? "input" : "change", redraw));
+    }
     box.append(...controls, canvas, status);
     return { box, redraw };
   }
@@ -295,8 +303,16 @@
     const t = range(0, T.read(), 1, init.t === undefined ? 5 : init.t);
     const label = document.createElement("div");
     label.className = "widget-text";
-    T.addEventListener("change", () => { t.max = T.read(); });
+    let shownT = T.read();
+    T.addEventListener("input", () => {             // as NoiseExplorer: t keeps its fraction of the way (runs first)
+      const t0 = t.read();
+      t.max = T.read();
+      t.value = Math.round(t0 * T.read() / shownT);
+      t.dispatchEvent(new Event("input"));
+      shownT = T.read();
+    });
     return {
+      eager: true,
       controls: [row(control("T", T), control("schedule", kind)), control("t", t), label],
       async paint(canvas) {
         const ab = nd.abar[kind.read()][T.read()][t.read()], snr = t.read() > 0 ? ab / (1 - ab) : Infinity;
@@ -308,18 +324,28 @@
     };
   }
 
+  // "w at": the still's menu ("sigma 0.5..2", "every step"), else the model's own interval and every step
+  function interval(label) {
+    const m = /^sigma ([\d.e+-]+)\.\.([\d.e+-]+|inf)$/.exec(label || "");
+    return m ? [Number(m[1]), m[2] === "inf" ? null : Number(m[2])] : null;
+  }
+  function intervals(labels, own) {
+    if (!labels) labels = own ? [`sigma ${own[0]}..${own[1] === null ? "inf" : own[1]}`, "every step"] : ["every step"];
+    return labels.map((l) => [l, interval(l)]);
+  }
+
   function sampleWidget(live, name, init) {
     const g = live.generators[name], d = g.sampling, classes = live.classes;
     const samplers = Object.entries(live.samplers).filter(([, s]) => s.process === g.process);
     const label = select(classes.map((c, i) => [c, i]), Math.max(0, classes.indexOf(init.class)));
-    const sampler = select(samplers.map(([s]) => [s, s]), init.sampler || d.sampler);
+    // a sampler the page does not run (the solvers of notebook 15) starts the panel at the model's own
+    const own = samplers.some(([s]) => s === init.sampler) ? init.sampler : d.sampler;
+    const sampler = select(samplers.map(([s]) => [s, s]), own);
     const seed = range(0, 99, 1, init.seed || 0);
     const steps = range(1, g.max_steps, 1, Math.min(g.max_steps, init.steps || d.steps));
     const eta = range(0, 1, 0.25, init.eta === undefined ? d.eta : init.eta);
     const w = range(0, 5, 0.5, init.guidance === undefined ? d.guidance : init.guidance);
-    const iv = d.guidance_interval;
-    const where = select((iv ? [[`sigma ${iv[0]}..${iv[1] === null ? "inf" : iv[1]}`, iv]] : [])
-      .concat([["every step", null]]), String(init["w at"]).startsWith("sigma") ? iv : null);
+    const where = select(intervals(init["w at options"], d.guidance_interval), interval(init["w at"]));
     const summary = document.createElement("div");
     summary.className = "widget-text";
     const fixEta = () => {
@@ -353,6 +379,7 @@
     const second = select(classes.map((c, i) => [c, i]), Math.max(0, classes.indexOf(init.to)));
     const a = range(0, 1, 0.1, init.a === undefined ? 0.5 : init.a);
     return {
+      eager: true,
       controls: [row(control("from", first), control("to", second)), control("a", a)],
       async paint(canvas) {
         const middle = await interpolate(name, first.read(), second.read(), a.read());
@@ -380,7 +407,7 @@
       const init = JSON.parse(host.dataset.initial || "{}"), kind = host.dataset.live, name = host.dataset.model;
       const make = { noise: () => noiseWidget(live, init), sample: () => sampleWidget(live, name, init),
                      interpolate: () => interpolateWidget(live, name, init) }[kind];
-      const { box, redraw } = panel(host, make);
+      const { box, redraw } = panel(make);
       const caption = document.createElement("p");
       caption.className = "widget-note";
       caption.textContent = kind === "sample"
