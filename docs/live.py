@@ -32,6 +32,7 @@ from fashiondiff import data
 from fashiondiff.flow import time_grid, sigma as flow_sigma
 from fashiondiff.generation import generate
 from fashiondiff.pipelines import load_model
+from fashiondiff.recipes import RECIPES
 from fashiondiff.sampling import SAMPLERS, SamplingConfig
 from fashiondiff.schedule import NoiseSchedule
 from fashiondiff.widgets import NoiseExplorer, first_test_images
@@ -105,7 +106,8 @@ def generator_data(name: str, model, folder: Path) -> dict:
     out = dict(process=model.process, prediction=model.prediction, clip=model.clip,
                sample_shape=list(model.sample_shape), image_size=model.image_size, null=model.label.null,
                onnx=f"{name}.onnx", decode=decode, t_type="int64" if model.process == "diffusion" else "float32",
-               sampling=model.sampling.to_dict(), max_steps=len(steps))
+               sampling=model.sampling.to_dict(), max_steps=len(steps), model_max_steps=model.max_steps,
+               summary=RECIPES[name].summary)
     if model.process == "diffusion":
         s = model.schedule
         out["abar"] = s.abar.tolist()                                                # entry t, t = 0..T

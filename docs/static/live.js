@@ -104,6 +104,9 @@
   }
 
   /* ---- the loops ---- */
+  // between two steps, let the page paint and answer (the network runs on the page's own thread) and say how far
+  const between = (calls, k, total) => { calls.progress(k, total); return new Promise((r) => setTimeout(r, 0)); };
+
   async function sampleDiffusion(g, labels, st, noise, calls) {  // fashiondiff.diffusion.sample
     const size = labels.length * g.sample_shape.reduce((a, b) => a * b, 1);
     let x = noise(size);
@@ -112,6 +115,7 @@
       const t = ts[i], s = i + 1 < ts.length ? ts[i + 1] : 0;
       const w = guidanceAt(st, g.sigma[t]);
       calls.n += w === 0 || w === 1 ? 1 : 2;
+      await between(calls, i, ts.length);
       const out = await predict(g, x, labels, t, w);
       const abT = f32(g.abar[t]), abS = f32(g.abar[s]);
       const rootT = f32(Math.sqrt(abT)), restT = f32(Math.sqrt(f32(1 - abT)));
@@ -153,6 +157,7 @@
       const [t, sigmaT] = grid[k], [tn, sigmaN] = grid[k + 1];
       const w = guidanceAt(st, sigmaT);
       calls.n += w === 0 || w === 1 ? 1 : 2;
+      await between(calls, k, grid.length - 1);
       const v = await predict(g, x, labels, t, w);
       const dt = f32(tn - t);
       const euler = new Float32Array(size);
@@ -179,13 +184,13 @@
 
   /* The page's sampler: images (n, 1, H, W) in [-1, 1] for ``labels`` as the settings say (sampler, steps,
      guidance, guidance_interval, eta), from noise drawn with ``seed`` or from the arrays ``noise`` (in order). */
-  async function sample(name, settings, labels, seedOrNoise) {
+  async function sample(name, settings, labels, seedOrNoise, progress = () => {}) {
     const live = await load(), g = live.generators[name];
     if (!g) throw new Error("no live model " + name);
     const row = live.samplers[settings.sampler];
     if (!row || row.process !== g.process) throw new Error(`the page does not run ${settings.sampler} for ${name}`);
     const noise = Array.isArray(seedOrNoise) ? given(seedOrNoise) : gaussian(seedOrNoise);
-    const calls = { n: 0 };
+    const calls = { n: 0, progress };
     const loop = g.process === "diffusion" ? sampleDiffusion : sampleFlow;
     const z = await loop(g, labels, settings, noise, calls);
     const images = await decode(g.decode, z, labels.length, g.sample_shape);
@@ -207,12 +212,13 @@
   window.fashiondiffLive = { load, sample, noised, interpolate, gaussian };
 
   /* ---- drawing: a row of (n, 1, H, W) images, grey, pixels kept square ---- */
+  // in one row, or in two where the panel is narrower than one row (a phone)
   function draw(canvas, images, n, side, zoom) {
-    const gap = 4, ctx = canvas.getContext("2d");
-    canvas.width = n * side * zoom + (n - 1) * gap;
-    canvas.height = side * zoom;
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    const gap = 4, ctx = canvas.getContext("2d"), room = canvas.parentElement.clientWidth;
+    const cols = n > 3 && n * (side * zoom + gap) - gap > room ? Math.ceil(n / 2) : n, rows = Math.ceil(n / cols);
+    canvas.width = cols * (side * zoom + gap) - gap;
+    canvas.height = rows * (side * zoom + gap) - gap;
+    ctx.clearRect(0, 0, canvas.width, canvas.height);                // the page's ground between the pictures
     const one = new ImageData(side, side), small = document.createElement("canvas");
     small.width = small.height = side;
     ctx.imageSmoothingEnabled = false;
@@ -222,7 +228,8 @@
         one.data.set([v, v, v, 255], 4 * p);
       }
       small.getContext("2d").putImageData(one, 0, 0);
-      ctx.drawImage(small, i * (side * zoom + gap), 0, side * zoom, side * zoom);
+      ctx.drawImage(small, (i % cols) * (side * zoom + gap), Math.floor(i / cols) * (side * zoom + gap),
+                    side * zoom, side * zoom);
     }
   }
 
@@ -279,7 +286,7 @@
       do {                                                         // controls moved while drawing: draw again
         again = false;
         try {
-          status.textContent = await paint(canvas);
+          status.textContent = await paint(canvas, (text) => { status.textContent = text; });
         } catch (e) {
           status.textContent = "could not draw: " + e.message;
         }
@@ -319,7 +326,7 @@
         label.textContent = `t = ${t.read()} of T = ${T.read()} (${kind.read()}):  abar_t = ${ab.toFixed(4)},  ` +
           `SNR = ${Number.isFinite(snr) ? snr.toPrecision(3) : "inf"}`;
         draw(canvas, await noised(T.read(), kind.read(), t.read()), nd.shape[0], nd.shape[2], 4);
-        return "drawn in your browser";
+        return "";
       },
     };
   }
@@ -348,27 +355,34 @@
     const where = select(intervals(init["w at options"], d.guidance_interval), interval(init["w at"]));
     const summary = document.createElement("div");
     summary.className = "widget-text";
+    let chosenEta = eta.read();                                    // DDIM's eta, kept while a fixed-eta sampler runs
+    eta.addEventListener("input", () => { if (!eta.disabled) chosenEta = eta.read(); });
     const fixEta = () => {
       const fixed = live.samplers[sampler.read()].fixed_eta;
       eta.disabled = fixed !== null;
-      if (fixed !== null) { eta.value = fixed; eta.dispatchEvent(new Event("input")); }
+      eta.value = fixed !== null ? fixed : chosenEta;
+      eta.dispatchEvent(new Event("input"));
       summary.textContent = live.samplers[sampler.read()].summary;
     };
     sampler.addEventListener("change", fixEta);
     fixEta();
+    const etaControl = control("eta", eta);
+    etaControl.hidden = samplers.every(([, s]) => s.fixed_eta !== null);  // a flow's samplers: eta is never a choice
     const n = 8;                                                  // as many as the notebooks' explorers draw
     return {
       controls: [row(control("class", label), control("sampler", sampler)), summary, control("seed", seed),
-                 control("steps", steps), control("eta", eta), row(control("guidance", w), control("w at", where))],
-      async paint(canvas) {
+                 control("steps", steps), etaControl, row(control("guidance", w), control("w at", where))],
+      async paint(canvas, say) {
         const st = { sampler: sampler.read(), steps: steps.read(), guidance: w.read(),
                      guidance_interval: where.read(), eta: eta.read() };
         const started = performance.now();
-        const { images, calls } = await sample(name, st, Array(n).fill(label.read()), seed.read());
+        const { images, calls } = await sample(name, st, Array(n).fill(label.read()), seed.read(),
+                                               (k, total) => say(`sampling: step ${k + 1} of ${total}`));
         const side = Math.round(Math.sqrt(images.length / n));
         draw(canvas, images, n, side, side <= 16 ? 4 : 2);
-        return `${n} images, ${calls} network calls each, ${((performance.now() - started) / 1000).toFixed(2)} s ` +
-          "in your browser (its own random noise: a seed draws other samples than in Python)";
+        const seconds = ((performance.now() - started) / 1000).toFixed(2);
+        return `${calls} network call${calls === 1 ? "" : "s"} per image, ${seconds} s` +
+          (st.guidance === 0 ? " (w = 0: unconditional, the class is not used)" : "");
       },
     };
   }
@@ -388,18 +402,28 @@
         images.set(middle, d);
         images.set(it.images.slice(second.read() * d, (second.read() + 1) * d), 2 * d);
         draw(canvas, images, 3, side, 3);
-        return "decoded in your browser";
+        return "left: the first test image of \"from\"; middle: the decoder at a; right: that of \"to\"";
       },
     };
+  }
+
+  // what the live panel runs, and what of the notebook's panel it leaves out
+  function sampleCaption(live, name, init) {
+    const g = live.generators[name], cap = g.model_max_steps > g.max_steps;
+    const missing = (init["sampler options"] || []).filter((s) => !(s in live.samplers));
+    return `Live, in your browser (onnxruntime-web): the bundled ${name} model, ${g.summary}. Seeds draw their ` +
+      "noise in the page, so a seed's samples differ from Python's." +
+      (missing.length ? ` The notebook's panel also offers ${missing.join(", ")}.` : "") +
+      (cap ? ` Steps here go up to ${g.max_steps}, in the notebook ${g.model_max_steps}.` : "");
   }
 
   function start(host) {
     const still = host.querySelector(".widget-still");
     if (!served) {
-      const note = document.createElement("p");
+      const note = document.createElement("p"), page = location.pathname.split("/").pop();
       note.className = "widget-note live-off";
-      note.textContent = "Served over http, this widget runs live in the page (python -m http.server -d " +
-        "docs/_build/html); read from disk, it is the still above.";
+      note.textContent = "A still picture. To try it live, serve the site: python -m http.server -d " +
+        `docs/_build/html, then open http://localhost:8000/${page}.`;
       host.append(note);
       return;
     }
@@ -410,8 +434,7 @@
       const { box, redraw } = panel(make);
       const caption = document.createElement("p");
       caption.className = "widget-note";
-      caption.textContent = kind === "sample"
-        ? `Live: the bundled ${name} model samples in your browser (onnxruntime-web), no Python needed.`
+      caption.textContent = kind === "sample" ? sampleCaption(live, name, init)
         : "Live: computed in your browser, no Python needed.";
       box.append(caption);
       host.insertBefore(box, still);
