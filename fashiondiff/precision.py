@@ -9,8 +9,8 @@ weights, their gradients, the optimizer state and the EMA stay fp32, because an 
 is below bf16's resolution (2^-8) and would be lost.
 
     precision   "fp32" (autocast off), "bf16" (autocast to bfloat16), or "auto": bf16 where a short measurement
-                (``bf16_is_faster``: the model's own forward pass, or a product of the course's sizes) finds it
-                faster in bf16 on this device, else fp32
+                (``bf16_is_faster`` on what the caller will run: a training step, a one-step sample, or by
+                default a product of the course's sizes) finds it faster in bf16 on this device, else fp32
 
 ``autocast(precision, device)`` is the context to run a forward pass in; ``resolve`` turns "auto" into one of the
 other two. Notebook 17 (the appendix) measures the products and a whole training step on the learner's machine.
@@ -78,9 +78,9 @@ def product(device: torch.device | str, shape: tuple[int, int, int] = PROBE):
 def bf16_is_faster(device: torch.device | str, run=None) -> bool:
     """Whether ``run()`` (default: ``product``, a product of the course's sizes) runs at least ``SPEED_UP_NEEDED``
     times faster under bf16 autocast than in fp32 on ``device``: two interleaved rounds of ``seconds`` (3 timed
-    calls each for the product, 1 for a given ``run``, after a warm-up call). A model's
-    own forward pass is the better probe (a convolution network may be slower in bf16 where products are faster);
-    the default probe is measured once per process and device type. False where bf16 is not supported."""
+    calls each for the product, 1 for a given ``run``, after a warm-up call). What the caller
+    will run is the better probe: a convolution network may be slower in bf16 where products are faster, and a
+    compiled training step may gain where an eager forward pass does not (``training._precision``); the default probe is measured once per process and device type. False where bf16 is not supported."""
     device = torch.device(device)
     if not bf16_supported(device):
         return False

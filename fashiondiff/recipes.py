@@ -311,7 +311,7 @@ def fewstep_setup(recipe: Recipe, device: torch.device, route: str = "trajectory
     return model, loss_fn, n_pairs
 
 
-# Every recipe trains at precision "auto": bf16 where this machine computes the model's loss faster in it
+# Every recipe trains at precision "auto": bf16 where this machine runs a training step faster in it
 # (fashiondiff.precision), else fp32. A record says which its run took; the bundled fewstep's
 # run took bf16 (given explicitly), the others fp32.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (

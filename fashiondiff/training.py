@@ -185,20 +185,35 @@ def _all_reduce(x: float, **kw) -> float:
     return t.item()
 
 
-def _precision(cfg: TrainConfig, model: nn.Module, loss_fn: Callable, device: torch.device, world: int,
-               resume: bool) -> str:
-    """The precision the run's forward passes take: ``cfg.precision``, "auto" measured on the model's own loss on a
-    batch (``precision.resolve``; in eval mode and without gradients, so that nothing of the model's or the random
-    streams' state changes). Every rank must take the same: bf16 only if every rank measured it faster. A resumed
-    "auto" run takes the checkpoint's (``RunState.restore``), so nothing is measured for it."""
+def _precision(cfg: TrainConfig, model: nn.Module, forward: Callable, loss_fn: Callable, device: torch.device,
+               world: int, resume: bool) -> str:
+    """The precision the run's forward passes take: ``cfg.precision``, or for "auto" the measured choice
+    (``precision.resolve``) on what the loop runs: a training step's forward pass through ``forward`` (compiled where
+    the recipe compiles) and its backward pass, in training mode. The probe must be the step itself: compiled, the
+    pixel transformer's step gains about 1.6x from bf16 on an AVX512-BF16 processor, while its eager forward pass
+    alone gains too little to choose it. Nothing of the run changes: the random streams are forked, the buffers
+    (BatchNorm's running statistics) are put back and the gradients dropped. Every rank must take the same: bf16
+    only if every rank measured it faster. A resumed "auto" run takes the checkpoint's (``RunState.restore``), so
+    nothing is measured for it."""
     if resume and cfg.precision == "auto":
         return "fp32"                                    # replaced by the checkpoint's
     idx = torch.arange(cfg.batch_size // world)
-    with torch.random.fork_rng(devices=[]):
+
+    def step():
+        with torch.enable_grad():
+            loss_fn(forward, idx, torch.Generator().manual_seed(0)).float().backward()
+        model.zero_grad(set_to_none=True)
+
+    devices = [device] if device.type == "cuda" else []
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
         was_training = model.training
-        model.eval()
-        choice = resolve(cfg.precision, device, lambda: loss_fn(model, idx, torch.Generator().manual_seed(0)))
+        model.train()
+        choice = resolve(cfg.precision, device, step)
         model.train(was_training)
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
     if world > 1 and cfg.precision == "auto":
         choice = "bf16" if _all_reduce(float(choice == "bf16"), op=dist.ReduceOp.MIN) else "fp32"
     return choice
@@ -310,7 +325,9 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     meta = {"kind": name, "train": asdict(cfg), "model_config": config_dict(getattr(model, "config", {}))}
     device = next(model.parameters()).device
     devices = [device] if device.type == "cuda" else []
-    precision = _precision(cfg, model, loss_fn, device, world, resume)
+    net = DDP(model) if world > 1 else model            # averages the gradients across ranks
+    forward = torch.compile(net) if cfg.compile else net      # same parameters, fused kernels
+    precision = _precision(cfg, model, forward, loss_fn, device, world, resume)
     with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
         torch.manual_seed(cfg.seed)                      # dropout draws the same on every rank and every run
         run = RunState(model, EMA(model, cfg.ema_decay) if cfg.ema_decay else None,
@@ -324,8 +341,6 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
             run.restore(folder, cfg.precision)
             if rank:                                     # the checkpoint holds rank 0's noise generator
                 run.noise.manual_seed(_noise_seed(cfg, rank) + run.step)
-        net = DDP(model) if world > 1 else model        # averages the gradients across ranks
-        forward = torch.compile(net) if cfg.compile else net      # same parameters, fused kernels
         batches = _batches(n_examples, cfg, run.step, rank, world)
         model.train()
         start, run_loss, run_n = time.time(), 0.0, 0

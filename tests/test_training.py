@@ -141,6 +141,60 @@ def test_bf16_runs_the_forward_pass_in_bf16_and_keeps_weights_optimizer_and_ema_
     assert 1e-6 < diff < 4e-3
 
 
+def _probing(monkeypatch, choice: bool):
+    """Replaces the bf16 measurement by one call of its probe that answers ``choice``; returns the probes' log."""
+    calls = []
+
+    def measure(device, run=None):
+        calls.append(run)
+        run()
+        return choice
+    monkeypatch.setattr("fashiondiff.precision.bf16_is_faster", measure)
+    return calls
+
+
+def test_auto_times_a_training_step_and_leaves_the_model_and_random_streams_as_they_were(monkeypatch):
+    from fashiondiff.training import _precision
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.Flatten(), nn.LazyLinear(1))
+    data = torch.randn(32, 1, 6, 6)
+    model(data[:2]).sum()                                # the lazy layer takes its shape
+    model.eval()
+    backward = []
+    model[0].weight.register_hook(lambda g: backward.append(1))
+    seen = []
+
+    def loss_fn(m, idx, gen):
+        seen.append((m is model, m.training, torch.is_grad_enabled()))
+        return m(data[idx] + torch.randn(data[idx].shape, generator=gen)).square().mean()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    calls = _probing(monkeypatch, True)
+    cfg = TrainConfig(batch_size=16, precision="auto")
+    assert _precision(cfg, model, model, loss_fn, torch.device("cpu"), 1, resume=False) == "bf16"
+    assert len(calls) == 1 and seen == [(True, True, True)] and backward    # a training step: train mode, backward
+    assert not model.training and all(p.grad is None for p in model.parameters())
+    assert torch.equal(torch.get_rng_state(), rng)       # dropout's draws were forked
+    for k, v in model.state_dict().items():              # BatchNorm's running statistics put back
+        assert torch.equal(v, before[k]), k
+    assert _precision(replace(cfg, precision="fp32"), model, model, loss_fn, torch.device("cpu"), 1, False) == "fp32"
+    assert len(calls) == 1                               # a precision given is not measured
+
+
+def test_auto_probes_the_compiled_forward_the_loop_trains_with(monkeypatch):
+    data = torch.randn(64, 8)
+    seen = []
+
+    def loss_fn(model, idx, gen):
+        seen.append(model)
+        return (model(data[idx]) - data[idx]).square().mean()
+    calls = _probing(monkeypatch, False)
+    cfg = TrainConfig(max_steps=1, batch_size=16, warmup_steps=1, precision="auto", compile=True)
+    result = train(nn.Linear(8, 8), loss_fn, len(data), cfg, progress=False)
+    assert len(calls) == 1 and result.precision == "fp32"
+    assert len(seen) == 2 and seen[0] is seen[1] and isinstance(seen[0], torch._dynamo.eval_frame.OptimizedModule)
+
+
 @pytest.mark.parametrize("steps, saved", [(12, [6, 12]), (13, [6, 12, 13])])
 def test_each_checkpoint_is_written_once(tmp_path, monkeypatch, steps, saved):
     import fashiondiff.training as training
