@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fashiondiff.devices import keep_freed_memory, pick_device
 from fashiondiff.fastlinear import ConvLinear, conv_linears_are_faster, linear_as_conv, use_conv_linears
-from fashiondiff.precision import PRECISIONS, resolve
+from fashiondiff.precision import PRECISIONS
 from fashiondiff.recipes import RECIPES
 from fashiondiff.training import train
 
@@ -118,7 +118,8 @@ def recipe_run(kind: str, device: torch.device, compile: str = "default", attent
     ``fashiondiff.training.train`` itself (a batch, forward, backward, clipping, AdamW, EMA; no checkpoints) and
     returns its wall seconds. Successive calls continue on the same model; ``attention`` swaps the model's,
     ``linear`` (auto, aten, conv) picks how its linear layers run, ``precision`` (default: the recipe's, fp32,
-    bf16, auto) the forward pass's precision, resolved here once."""
+    bf16, auto) the forward pass's precision, resolved here once: "auto" by one training step of ``train``, which
+    measures as the training command does (``training._precision``)."""
     recipe = RECIPES[kind]
     model, loss_fn, n = recipe.setup(recipe, device)
     if attention is not None:                              # the same recipe with the other attention
@@ -126,9 +127,12 @@ def recipe_run(kind: str, device: torch.device, compile: str = "default", attent
     if device.type == "cpu":
         keep_freed_memory()
     use_conv_linears(model, {"auto": conv_linears_are_faster(device), "aten": False, "conv": True}[linear])
-    precision = resolve(recipe.train.precision if precision == "default" else precision, device)
+    precision = recipe.train.precision if precision == "default" else precision
     cfg = replace(recipe.train, epochs=None, checkpoint_every=0, snapshot_every=0, precision=precision,
                   compile=recipe.train.compile if compile == "default" else compile == "on")
+    if precision == "auto":
+        cfg = replace(cfg, precision=train(model, loss_fn, n, replace(cfg, max_steps=1, log_every=1),
+                                           progress=False).precision)
 
     def run(steps: int, compile: bool = cfg.compile) -> float:
         return train(model, loss_fn, n, replace(cfg, max_steps=steps, log_every=steps, compile=compile),
@@ -136,14 +140,15 @@ def recipe_run(kind: str, device: torch.device, compile: str = "default", attent
     return run, model, cfg
 
 
-def variants(linear: str, precision: str, device: torch.device, default_precision: str) -> list[tuple[str, str]]:
+def variants(linear: str, precision: str, default_precision: str) -> list[tuple[str, str]]:
     """The (linear, precision) pairs to measure: every pair of the choices ("both" is two of each), where bf16 takes
-    one of them only (under bf16 a ConvLinear is F.linear), with "auto" and "default" resolved."""
+    one of them only (under bf16 a ConvLinear is F.linear), with "default" as the recipe's; "auto" stays, for
+    ``recipe_run`` to measure on the model (``throughput`` then drops a second bf16 model)."""
     linears = ("aten", "conv") if linear == "both" else (linear,)
     precisions = ("fp32", "bf16") if precision == "both" else (default_precision if precision == "default" else precision,)
     pairs = []
-    for p in (resolve(p, device) for p in precisions):
-        for lin in linears if p == "fp32" else linears[:1]:
+    for p in precisions:
+        for lin in linears if p != "bf16" else linears[:1]:
             if (lin, p) not in pairs:
                 pairs.append((lin, p))
     return pairs
@@ -154,12 +159,17 @@ def throughput(kind: str, steps: int, device: torch.device, compile: str = "defa
     """One record per way of running the step (``variants``): ``linear`` is auto, aten or conv, or ``both`` (aten
     and conv), ``precision`` default, fp32, bf16, auto, or ``both``; several ways are several models in this
     process with their timed rounds interleaved, so that all see the same host (no memory figures then)."""
-    pairs = variants(linear, precision, device, RECIPES[kind].train.precision)
-    runs = {pair: recipe_run(kind, device, compile, attention, *pair) for pair in pairs}
+    pairs = variants(linear, precision, RECIPES[kind].train.precision)
+    runs = {}
+    for pair in pairs:
+        run = recipe_run(kind, device, compile, attention, *pair)
+        if not (run[2].precision == "bf16" and any(cfg.precision == "bf16" for _, _, cfg in runs.values())):
+            runs[pair] = run
+    pairs = list(runs)
     before = resident_mb()                                 # the model(s) and the data are in memory now
     for run, _, _ in runs.values():
         run(5)                                             # warm-up (and compilation)
-    bf16 = any(p == "bf16" for _, p in pairs)
+    bf16 = any(cfg.precision == "bf16" for _, _, cfg in runs.values())
     speeds = [product_speeds(bf16)] if device.type == "cpu" else []
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -64,7 +64,6 @@ def test_train_throughput_reports_the_median_speed_against_its_own_precisions_ro
     monkeypatch.setattr(train_throughput, "recipe_run", lambda *args: (lambda steps: next(seconds), model, cfg))
     monkeypatch.setattr(train_throughput, "product_speeds", lambda bf16: next(speeds))   # GFLOP/s before and after
     monkeypatch.setattr(train_throughput, "flops_per_image", lambda run, batch_size: 1e8)
-    monkeypatch.setattr(train_throughput, "resolve", lambda precision, device: precision)   # no bf16 needed here
     (r,) = train_throughput.throughput("classifier", 10, torch.device("cpu"), linear="aten", repeats=3,
                                        precision=precision)
     assert r["images_per_s"] == 500 and r["images_per_s_range"] == [250, 1000] and r["seconds_per_step"] == 0.2
@@ -76,11 +75,10 @@ def test_train_throughput_reports_the_median_speed_against_its_own_precisions_ro
 def test_train_throughput_variants_pair_every_linear_with_every_precision_but_one_bf16(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     import train_throughput
-    monkeypatch.setattr(train_throughput, "resolve", lambda precision, device: "bf16" if precision == "auto" else precision)
-    cpu = torch.device("cpu")
-    assert train_throughput.variants("both", "both", cpu, "auto") == [("aten", "fp32"), ("conv", "fp32"), ("aten", "bf16")]
-    assert train_throughput.variants("conv", "default", cpu, "auto") == [("conv", "bf16")]
-    assert train_throughput.variants("both", "fp32", cpu, "auto") == [("aten", "fp32"), ("conv", "fp32")]
+    assert train_throughput.variants("both", "both", "auto") == [("aten", "fp32"), ("conv", "fp32"), ("aten", "bf16")]
+    assert train_throughput.variants("conv", "default", "auto") == [("conv", "auto")]          # measured on the model
+    assert train_throughput.variants("both", "fp32", "auto") == [("aten", "fp32"), ("conv", "fp32")]
+    assert train_throughput.variants("both", "auto", "fp32") == [("aten", "auto"), ("conv", "auto")]
 
 
 @needs_data
