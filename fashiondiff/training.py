@@ -327,6 +327,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
     devices = [device] if device.type == "cuda" else []
     net = DDP(model) if world > 1 else model            # averages the gradients across ranks
     forward = torch.compile(net) if cfg.compile else net      # same parameters, fused kernels
+    start = time.time()                                  # the precision's measurement (and compiling) included
     precision = _precision(cfg, model, forward, loss_fn, device, world, resume)
     with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
         torch.manual_seed(cfg.seed)                      # dropout draws the same on every rank and every run
@@ -343,7 +344,7 @@ def train(model: nn.Module, loss_fn: Callable, n_examples: int, cfg: TrainConfig
                 run.noise.manual_seed(_noise_seed(cfg, rank) + run.step)
         batches = _batches(n_examples, cfg, run.step, rank, world)
         model.train()
-        start, run_loss, run_n = time.time(), 0.0, 0
+        run_loss, run_n = 0.0, 0
         with CtrlC() as ctrl_c, tqdm(total=total, initial=run.step, disable=not progress or rank > 0,
                                      desc=f"train {name}", dynamic_ncols=True) as bar:
             while run.step < total and not ctrl_c.pressed_on_any_rank(world):
