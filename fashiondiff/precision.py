@@ -13,7 +13,7 @@ is below bf16's resolution (2^-8) and would be lost.
                 default a product of the course's sizes) finds it faster in bf16 on this device, else fp32
 
 ``autocast(precision, device)`` is the context to run a forward pass in; ``resolve`` turns "auto" into one of the
-other two. Notebook 17 (the appendix) measures the products and a whole training step on the learner's machine.
+other two. Notebook 18 (the appendix) measures the products and a whole training step on the learner's machine.
 """
 
 from __future__ import annotations
@@ -78,9 +78,10 @@ def product(device: torch.device | str, shape: tuple[int, int, int] = PROBE):
 def bf16_is_faster(device: torch.device | str, run=None) -> bool:
     """Whether ``run()`` (default: ``product``, a product of the course's sizes) runs at least ``SPEED_UP_NEEDED``
     times faster under bf16 autocast than in fp32 on ``device``: two interleaved rounds of ``seconds`` (3 timed
-    calls each for the product, 1 for a given ``run``, after a warm-up call). What the caller
-    will run is the better probe: a convolution network may be slower in bf16 where products are faster, and a
-    compiled training step may gain where an eager forward pass does not (``training._precision``); the default probe is measured once per process and device type. False where bf16 is not supported."""
+    calls each for the product, 1 for a given ``run``, after a warm-up call). What the caller will run is the better
+    probe: a convolution network may be slower in bf16 where products are faster, and a compiled training step may
+    gain where an eager forward pass does not (``training._precision``). The default probe is measured once per
+    process and device type. False where bf16 is not supported."""
     device = torch.device(device)
     if not bf16_supported(device):
         return False
