@@ -191,10 +191,10 @@ def _precision(cfg: TrainConfig, model: nn.Module, forward: Callable, loss_fn: C
     (``precision.resolve``) on what the loop runs: a training step's forward pass through ``forward`` (compiled where
     the recipe compiles) and its backward pass, in training mode. The probe must be the step itself: on a processor
     with AVX512-BF16 the pixel transformer's compiled step gains enough from bf16 to choose it, while its eager
-    forward pass alone does not (README, "bf16 against fp32"). Nothing of the run changes: the random streams are forked, the buffers
-    (BatchNorm's running statistics) are put back and the gradients dropped. Every rank must take the same: bf16
-    only if every rank measured it faster. A resumed "auto" run takes the checkpoint's (``RunState.restore``), so
-    nothing is measured for it."""
+    forward pass alone does not (README, "bf16 against fp32"). Nothing of the run changes: the random streams are
+    forked, the buffers (BatchNorm's running statistics) are put back and the gradients dropped. Every rank must
+    take the same: bf16 only if every rank measured it faster. A resumed "auto" run takes the checkpoint's
+    (``RunState.restore``), so nothing is measured for it."""
     if cfg.precision != "auto":
         return resolve(cfg.precision, device)            # bf16 where it cannot run: a one-line error
     if resume:
@@ -216,7 +216,7 @@ def _precision(cfg: TrainConfig, model: nn.Module, forward: Callable, loss_fn: C
     with torch.no_grad():
         for name, b in model.named_buffers():
             b.copy_(buffers[name])
-    if world > 1 and cfg.precision == "auto":
+    if world > 1:
         choice = "bf16" if _all_reduce(float(choice == "bf16"), op=dist.ReduceOp.MIN) else "fp32"
     return choice
 
